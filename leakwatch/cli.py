@@ -1,0 +1,125 @@
+"""The `leakwatch` command line: thin wiring of collectors, warehouse and analysis."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+import warehouse
+
+from . import sql as sql_mod
+from . import status as status_mod
+from .config import Config, ConfigError, load_config
+
+log = logging.getLogger("leakwatch")
+
+# Errors that carry a message meant for the user: printed as one line, exit code 1.
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, warehouse.WarehouseError, sql_mod.SqlError)
+
+
+class App:
+    """Per-invocation state: the config, loaded on first use so `--help` never needs it."""
+
+    def __init__(self, config_path: str | None, verbose: bool):
+        self.config_path = config_path
+        self.verbose = verbose
+        self._config: Config | None = None
+        self.console = Console(highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", help="Config file (default: $LEAKWATCH_CONFIG, else the shipped default).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.version_option(package_name="leakwatch")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Follow the discourse about the November 2024 Sora leak on Reddit and Bluesky."""
+    from .logs import setup_logging
+
+    setup_logging(verbose)
+    ctx.obj = App(config_path, verbose)
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+@click.option("--max-rows", default=200, show_default=True, help="Rows shown in table output.")
+@pass_app
+def sql(app: App, query: str | None, as_csv: bool, as_json: bool, max_rows: int) -> int:
+    """Run read-only SQL on the warehouse; with no QUERY, an interactive prompt."""
+    path = app.config.warehouse_path
+    if query is None:
+        if not sys.stdin.isatty():
+            query = sys.stdin.read()
+        else:
+            return sql_mod.interactive(path, app.console, max_rows)
+    for result in sql_mod.run_query(path, query):
+        if as_csv:
+            sql_mod.write_csv(result)
+        elif as_json:
+            sql_mod.write_json(result)
+        else:
+            sql_mod.print_table(result, app.console, max_rows)
+    return 0
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def status(app: App, as_json: bool) -> int:
+    """Counts, schema version, last runs, checkpoints and label coverage."""
+    info = status_mod.gather(app.config.warehouse_path)
+    if as_json:
+        click.echo(json.dumps(info, default=str, indent=1))
+    else:
+        status_mod.show(info, app.console)
+    return 0
+
+
+@cli.command()
+@click.option("--dir", "demo_dir", default="leakwatch-demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder for the demo's data.")
+@pass_app
+def demo(app: App, demo_dir: Path) -> int:
+    """The whole pipeline offline on sample data: a fresh warehouse in DIR."""
+    from .demo import run_demo
+
+    return run_demo(demo_dir, app.console)
+
+
+def main() -> None:
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("leakwatch: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except USER_ERRORS as exc:
+        click.echo(f"leakwatch: error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("leakwatch: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: one line, details only with -v
+        log.debug("unexpected error", exc_info=True)
+        click.echo(f"leakwatch: unexpected error: {type(exc).__name__}: {exc} (run with -v for details)", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,153 @@
+"""Configuration: a TOML file validated into typed settings, secrets only from the environment."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG_NAME = "default.toml"
+CONFIG_ENV = "LEAKWATCH_CONFIG"
+
+SECRET_ENV_VARS = (
+    "REDDIT_CLIENT_ID",
+    "REDDIT_CLIENT_SECRET",
+    "REDDIT_USER_AGENT",
+    "BLUESKY_HANDLE",
+    "BLUESKY_APP_PASSWORD",
+)
+
+
+class ConfigError(Exception):
+    """The configuration or environment is wrong; the message names what and where."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid")
+
+
+class WarehouseSettings(_Section):
+    path: str = "leakwatch.duckdb"
+
+
+class RedditSettings(_Section):
+    enabled: bool = True
+    queries: list[str] = Field(min_length=1)
+    subreddits: list[str] = Field(min_length=1)
+    interval_minutes: float = Field(60, gt=0)
+
+
+class BlueskySettings(_Section):
+    enabled: bool = True
+    queries: list[str] = Field(min_length=1)
+    interval_minutes: float = Field(30, gt=0)
+
+
+class Target(_Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=1)
+
+
+class StanceSettings(_Section):
+    model: str = ""
+    targets: list[Target] = Field(min_length=1)
+
+
+class ExportSettings(_Section):
+    dir: str = "exports"
+
+
+class Settings(_Section):
+    data_dir: str = "leakwatch-data"
+    warehouse: WarehouseSettings = WarehouseSettings()
+    reddit: RedditSettings
+    bluesky: BlueskySettings
+    stance: StanceSettings
+    export: ExportSettings = ExportSettings()
+
+
+class Config:
+    """Validated settings plus where they came from, with paths resolved."""
+
+    def __init__(self, settings: Settings, source: str, base_dir: Path):
+        self.settings = settings
+        self.source = source
+        self.base_dir = base_dir
+
+    @property
+    def data_dir(self) -> Path:
+        return (self.base_dir / self.settings.data_dir).resolve()
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / self.settings.warehouse.path
+
+    @property
+    def export_dir(self) -> Path:
+        return self.data_dir / self.settings.export.dir
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.settings.stance.targets]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key (check its spelling against the shipped default config)"
+    if error["type"] == "missing":
+        return f"{where}: required key is missing"
+    got = error.get("input")
+    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+    return f"{where}: {error['msg']}{shown}"
+
+
+def parse_config(text: str, source: str, base_dir: Path) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        first = _describe(exc.errors()[0])
+        more = len(exc.errors()) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(f"{source}: {first}{tail}") from None
+    names = [t.name for t in settings.stance.targets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: stance.targets: target names must be unique (got {names})")
+    return Config(settings, source, base_dir)
+
+
+def default_config_text() -> str:
+    return resources.files("leakwatch").joinpath(DEFAULT_CONFIG_NAME).read_text(encoding="utf-8")
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load --config PATH, else $LEAKWATCH_CONFIG, else the shipped default."""
+    chosen = path or os.environ.get(CONFIG_ENV)
+    if not chosen:
+        return parse_config(default_config_text(), "default config", Path.cwd())
+    file = Path(chosen).expanduser()
+    if not file.is_file():
+        origin = "--config" if path else CONFIG_ENV
+        raise ConfigError(f"config file {file} (from {origin}) does not exist")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc}") from None
+    return parse_config(text, str(file), file.resolve().parent)
+
+
+def require_env(name: str) -> str:
+    """A secret from the environment, or one clear line saying which variable to set."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set; export it before running this command")
+    return value

@@ -1,0 +1,44 @@
+"""The DuckDB warehouse: schema, connections, posts, runs, checkpoints and user views.
+
+Other packages use only what is exported here and the data classes in `warehouse.records`.
+"""
+
+from .connection import open_reader, open_writer, reading, writing
+from .errors import WarehouseError
+from .posts import posts_to_arrow, upsert_posts
+from .records import Checkpoint, Page, Post, UpsertResult
+from .runs import (
+    add_to_run,
+    close_abandoned_runs,
+    commit_page,
+    finish_run,
+    get_checkpoints,
+    start_run,
+)
+from .schema import LATEST_VERSION, schema_version
+from .views import configure, get_setting, get_targets
+
+__all__ = [
+    "LATEST_VERSION",
+    "Checkpoint",
+    "Page",
+    "Post",
+    "UpsertResult",
+    "WarehouseError",
+    "add_to_run",
+    "close_abandoned_runs",
+    "commit_page",
+    "configure",
+    "finish_run",
+    "get_checkpoints",
+    "get_setting",
+    "get_targets",
+    "open_reader",
+    "open_writer",
+    "posts_to_arrow",
+    "reading",
+    "schema_version",
+    "start_run",
+    "upsert_posts",
+    "writing",
+]

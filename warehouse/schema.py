@@ -1,0 +1,170 @@
+"""The warehouse schema as ordered migrations.
+
+Each migration is applied once, in order, inside one transaction, and bumps the recorded schema
+version. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from .errors import WarehouseError
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "posts, versions, runs, checkpoints, labels, models, annotations",
+        """
+        CREATE TABLE posts (
+            platform        VARCHAR NOT NULL,
+            post_id         VARCHAR NOT NULL,
+            kind            VARCHAR NOT NULL,
+            thread_id       VARCHAR,
+            parent_id       VARCHAR,
+            community       VARCHAR,
+            author_id       VARCHAR,
+            author_handle   VARCHAR,
+            title           VARCHAR,
+            text            VARCHAR NOT NULL,
+            language        VARCHAR,
+            url             VARCHAR,
+            cid             VARCHAR,
+            created_at      TIMESTAMPTZ NOT NULL,
+            indexed_at      TIMESTAMPTZ,
+            first_seen_at   TIMESTAMPTZ NOT NULL,
+            last_seen_at    TIMESTAMPTZ NOT NULL,
+            score           BIGINT,
+            like_count      BIGINT,
+            reply_count     BIGINT,
+            repost_count    BIGINT,
+            quote_count     BIGINT,
+            edited          BOOLEAN NOT NULL DEFAULT false,
+            deleted         BOOLEAN NOT NULL DEFAULT false,
+            matched_queries VARCHAR[] NOT NULL,
+            content_hash    VARCHAR NOT NULL,
+            raw             JSON,
+            PRIMARY KEY (platform, post_id)
+        );
+        CREATE TABLE post_versions (
+            platform      VARCHAR NOT NULL,
+            post_id       VARCHAR NOT NULL,
+            observed_at   TIMESTAMPTZ NOT NULL,
+            change        VARCHAR NOT NULL,   -- created | edited | deleted
+            title         VARCHAR,
+            text          VARCHAR,
+            content_hash  VARCHAR
+        );
+        CREATE SEQUENCE run_ids START 1;
+        CREATE TABLE runs (
+            run_id           BIGINT PRIMARY KEY DEFAULT nextval('run_ids'),
+            platform         VARCHAR NOT NULL,
+            queries          VARCHAR[] NOT NULL,
+            started_at       TIMESTAMPTZ NOT NULL,
+            finished_at      TIMESTAMPTZ,
+            status           VARCHAR NOT NULL,  -- running | ok | failed | interrupted
+            pages            BIGINT NOT NULL DEFAULT 0,
+            fetched          BIGINT NOT NULL DEFAULT 0,
+            inserted         BIGINT NOT NULL DEFAULT 0,
+            updated          BIGINT NOT NULL DEFAULT 0,
+            skipped          BIGINT NOT NULL DEFAULT 0,
+            rate_limit_waits BIGINT NOT NULL DEFAULT 0,
+            caps_hit         BIGINT NOT NULL DEFAULT 0,
+            error            VARCHAR
+        );
+        CREATE TABLE checkpoints (
+            platform          VARCHAR NOT NULL,
+            query_key         VARCHAR NOT NULL,
+            newest_created_at TIMESTAMPTZ,
+            newest_id         VARCHAR,
+            cursor            VARCHAR,
+            run_id            BIGINT,
+            updated_at        TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (platform, query_key)
+        );
+        CREATE TABLE models (
+            model_id           VARCHAR PRIMARY KEY,
+            backend            VARCHAR NOT NULL,
+            base_weights       VARCHAR,
+            training_data_hash VARCHAR,
+            path               VARCHAR,
+            created_at         TIMESTAMPTZ NOT NULL,
+            metrics            JSON,
+            card               JSON
+        );
+        CREATE TABLE labels (
+            platform      VARCHAR NOT NULL,
+            post_id       VARCHAR NOT NULL,
+            target        VARCHAR NOT NULL,
+            model_id      VARCHAR NOT NULL,
+            label         VARCHAR NOT NULL,   -- favor | against | none
+            p_favor       DOUBLE,
+            p_against     DOUBLE,
+            p_none        DOUBLE,
+            content_hash  VARCHAR NOT NULL,
+            labelled_at   TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (platform, post_id, target, model_id)
+        );
+        CREATE TABLE annotations (
+            platform     VARCHAR NOT NULL,
+            post_id      VARCHAR NOT NULL,
+            target       VARCHAR NOT NULL,
+            label        VARCHAR NOT NULL,
+            annotator    VARCHAR NOT NULL,
+            annotated_at TIMESTAMPTZ NOT NULL,
+            note         VARCHAR,
+            PRIMARY KEY (platform, post_id, target, annotator)
+        );
+        -- Settings the views read: the current model and the stance targets.
+        CREATE TABLE settings (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The version recorded in the file; 0 for a file with no leakwatch schema yet."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'main' AND table_name = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def check_version(version: int, path: str) -> None:
+    if version > LATEST_VERSION:
+        raise WarehouseError(
+            f"{path} has schema version {version}, newer than this leakwatch understands "
+            f"({LATEST_VERSION}); upgrade leakwatch (pip install -U leakwatch) to open it"
+        )
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: str) -> list[int]:
+    """Bring the file up to LATEST_VERSION; return the versions applied."""
+    current = schema_version(con)
+    check_version(current, path)
+    applied = []
+    for version, description, sql in MIGRATIONS:
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if version == 1:
+                con.execute(
+                    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                    "description VARCHAR, applied_at TIMESTAMPTZ NOT NULL)"
+                )
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?, now())", [version, description]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
