@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 import warehouse
+from collectors.base import CollectorError
 
 from . import sql as sql_mod
 from . import status as status_mod
@@ -19,7 +20,12 @@ from .config import Config, ConfigError, load_config
 log = logging.getLogger("leakwatch")
 
 # Errors that carry a message meant for the user: printed as one line, exit code 1.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, warehouse.WarehouseError, sql_mod.SqlError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    warehouse.WarehouseError,
+    sql_mod.SqlError,
+    CollectorError,
+)
 
 
 class App:
@@ -43,7 +49,8 @@ pass_app = click.make_pass_decorator(App)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", metavar="PATH", help="Config file (default: $LEAKWATCH_CONFIG, else the shipped default).")
+@click.option("--config", "config_path", metavar="PATH",
+              help="Config file (default: $LEAKWATCH_CONFIG, else the shipped default).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.version_option(package_name="leakwatch")
 @click.pass_context
@@ -53,6 +60,40 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
     setup_logging(verbose)
     ctx.obj = App(config_path, verbose)
+
+
+def _parse_day(value: str | None, option: str):
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD or an ISO 8601 time",
+                                 param_hint=option) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@cli.command()
+@click.option("--platform", type=click.Choice(["reddit", "bluesky"]),
+              help="Only this platform (default: every enabled one).")
+@click.option("--since", help="Backfill from this date (YYYY-MM-DD, UTC).")
+@click.option("--until", help="Collect nothing newer than this date (YYYY-MM-DD, UTC).")
+@pass_app
+def collect(app: App, platform: str | None, since: str | None, until: str | None) -> int:
+    """One incremental collection pass, newest first, stopping at each query's checkpoint."""
+    from .collect import make_collector, run_collection
+
+    start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
+    settings = app.config.settings
+    platforms = [platform] if platform else [p for p in ("reddit", "bluesky") if getattr(settings, p).enabled]
+    failed = False
+    for name in platforms:
+        summary = run_collection(app.config, make_collector(app.config, name, start, end), app.err)
+        app.console.print(summary.line())
+        failed = failed or summary.status != "ok"
+    return 1 if failed else 0
 
 
 @cli.command()

@@ -40,12 +40,17 @@ class RedditSettings(_Section):
     queries: list[str] = Field(min_length=1)
     subreddits: list[str] = Field(min_length=1)
     interval_minutes: float = Field(60, gt=0)
+    # API endpoints; the demo and tests point these at the local replay server.
+    oauth_url: str = "https://oauth.reddit.com"
+    reddit_url: str = "https://www.reddit.com"
 
 
 class BlueskySettings(_Section):
     enabled: bool = True
     queries: list[str] = Field(min_length=1)
     interval_minutes: float = Field(30, gt=0)
+    # The PDS/entryway that serves createSession and searchPosts; the demo and tests use a replay server.
+    service_url: str = "https://bsky.social"
 
 
 class Target(_Section):
