@@ -16,6 +16,8 @@ from collectors.base import CollectorError
 from . import sql as sql_mod
 from . import status as status_mod
 from .config import Config, ConfigError, load_config
+from .daemon import DaemonLockError
+from .export import ExportError
 
 log = logging.getLogger("leakwatch")
 
@@ -25,6 +27,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     warehouse.WarehouseError,
     sql_mod.SqlError,
     CollectorError,
+    ExportError,
+    DaemonLockError,
 )
 
 
@@ -130,6 +134,40 @@ def status(app: App, as_json: bool) -> int:
         click.echo(json.dumps(info, default=str, indent=1))
     else:
         status_mod.show(info, app.console)
+    return 0
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run every job once (collect → classify per platform, export) and exit.")
+@pass_app
+def run(app: App, once: bool) -> int:
+    """The scheduler daemon: collect and label on intervals, export weekly. SIGTERM stops it cleanly."""
+    from .daemon import run_daemon
+    from .logs import add_file_logging
+
+    add_file_logging(app.config.log_path, app.verbose)
+    return run_daemon(app.config, once, app.err)
+
+
+@cli.command()
+@click.option("--week", "weeks", multiple=True, metavar="YYYY-Www",
+              help="Export this ISO week (repeatable). Default: every complete week not yet exported "
+                   "or whose labels changed since.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the week folders (default: export.dir in the data folder).")
+@click.option("--pseudonymize-authors", is_flag=True,
+              help="Replace author ids and handles with a keyed hash (key: $LEAKWATCH_PSEUDONYM_KEY).")
+@pass_app
+def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_authors: bool) -> int:
+    """Weekly CSV exports: posts.csv, stance_daily.csv and manifest.json per ISO week."""
+    from .export import Week, export_weeks
+
+    chosen = [Week.parse(w) for w in weeks] or None
+    done = export_weeks(app.config, chosen, out_dir, pseudonymize_authors or None)
+    for week in done:
+        app.console.print(week.line())
+    if not done:
+        app.console.print("nothing to export: every complete week is already exported and unchanged")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,43 +57,64 @@ def run_collection(
     config: Config,
     collector: Collector,
     console: Console | None = None,
+    stop: threading.Event | None = None,
 ) -> RunSummary:
-    """Authenticate, then stream pages into the warehouse; the run row records the outcome."""
+    """Authenticate, then stream pages into the warehouse; the run row records the outcome.
+
+    The write connection is opened per page and closed right after, so `leakwatch sql` and other
+    readers get in between pages while a long pass runs. When `stop` is set, the pass ends after
+    the page being written (status interrupted); the next pass resumes from the checkpoints.
+    """
     collector.authenticate()  # before opening the warehouse: rejected credentials write nothing
     platform = collector.platform
-    with warehouse.writing(config.warehouse_path) as con:
+    path = config.warehouse_path
+    with warehouse.writing(path) as con:
         abandoned = warehouse.close_abandoned_runs(con, platform)
         if abandoned:
             log.warning("%s: %d earlier run(s) had been interrupted; resuming from checkpoints",
                         platform, abandoned)
         checkpoints = warehouse.get_checkpoints(con, platform)
         summary = RunSummary(warehouse.start_run(con, platform, collector.query_keys()), platform, "running")
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console or Console(stderr=True), transient=True,
-                      disable=console is None) as progress:
-            task = progress.add_task(f"{platform}: starting", total=None)
-            try:
-                for page in collector.pages(checkpoints):
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console or Console(stderr=True), transient=True,
+                  disable=console is None) as progress:
+        task = progress.add_task(f"{platform}: starting", total=None)
+        try:
+            for page in collector.pages(checkpoints):
+                with warehouse.writing(path) as con:
                     result = warehouse.commit_page(con, summary.run_id, page)
-                    summary.pages += 1
-                    summary.fetched += len(page.posts)
-                    summary.inserted += result.inserted
-                    summary.updated += result.updated
-                    summary.skipped += page.skipped
-                    summary.rate_limit_waits += page.rate_limit_waits
-                    summary.caps_hit += int(page.cap_hit)
-                    progress.update(task, description=(
-                        f"{platform}: {summary.pages} pages, {summary.fetched} posts "
-                        f"({summary.inserted} new) — {page.query_key}"))
-            except CollectorError as exc:
-                summary.status, summary.error = "failed", str(exc)
-            except (KeyboardInterrupt, SystemExit):
-                warehouse.finish_run(con, summary.run_id, "interrupted", "stopped by the user")
-                raise
-            except Exception as exc:
-                warehouse.finish_run(con, summary.run_id, "failed", f"{type(exc).__name__}: {exc}")
-                raise
-            else:
-                summary.status = "ok"
-        warehouse.finish_run(con, summary.run_id, summary.status, summary.error)
+                summary.pages += 1
+                summary.fetched += len(page.posts)
+                summary.inserted += result.inserted
+                summary.updated += result.updated
+                summary.skipped += page.skipped
+                summary.rate_limit_waits += page.rate_limit_waits
+                summary.caps_hit += int(page.cap_hit)
+                progress.update(task, description=(
+                    f"{platform}: {summary.pages} pages, {summary.fetched} posts "
+                    f"({summary.inserted} new) — {page.query_key}"))
+                if stop is not None and stop.is_set():
+                    summary.status = "interrupted"
+                    summary.error = "stopped by a shutdown request; the next run resumes from the checkpoints"
+                    break
+        except CollectorError as exc:
+            summary.status, summary.error = "failed", str(exc)
+        except (KeyboardInterrupt, SystemExit):
+            _finish(path, summary.run_id, "interrupted", "stopped by the user")
+            raise
+        except Exception as exc:
+            _finish(path, summary.run_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        if summary.status == "running":
+            summary.status = "ok"
+    _finish(path, summary.run_id, summary.status, summary.error)
     return summary
+
+
+def _finish(path, run_id: int, status: str, error: str | None) -> None:
+    """Close the run row; if even that cannot be written, the next pass marks it interrupted."""
+    try:
+        with warehouse.writing(path) as con:
+            warehouse.finish_run(con, run_id, status, error)
+    except warehouse.WarehouseError as exc:
+        log.error("could not record the end of run %d (%s): %s", run_id, status, exc)

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG_NAME = "default.toml"
 CONFIG_ENV = "LEAKWATCH_CONFIG"
@@ -19,6 +19,7 @@ SECRET_ENV_VARS = (
     "REDDIT_USER_AGENT",
     "BLUESKY_HANDLE",
     "BLUESKY_APP_PASSWORD",
+    "LEAKWATCH_PSEUDONYM_KEY",  # the key of `export --pseudonymize-authors`
 )
 
 
@@ -65,6 +66,32 @@ class StanceSettings(_Section):
 
 class ExportSettings(_Section):
     dir: str = "exports"
+    # Replace author ids and handles with a keyed hash (key from $LEAKWATCH_PSEUDONYM_KEY).
+    pseudonymize_authors: bool = False
+
+
+class ScheduleSettings(_Section):
+    """`leakwatch run`: collection intervals live with each platform; these are the rest."""
+
+    # Each collection start is shifted by up to this many seconds, so runs do not all land on the hour.
+    jitter_seconds: float = Field(60, ge=0)
+    # The weekly export, as a crontab line in UTC (minute hour day month weekday).
+    export_cron: str = "15 0 * * mon"
+    # On SIGTERM, how long a running job may take to reach a clean stopping point.
+    shutdown_grace_seconds: float = Field(20, gt=0)
+    # Label new posts after each collection.
+    classify_after_collect: bool = True
+
+    @field_validator("export_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a crontab line (minute hour day month weekday): {exc}") from None
+        return value
 
 
 class Settings(_Section):
@@ -74,6 +101,7 @@ class Settings(_Section):
     bluesky: BlueskySettings
     stance: StanceSettings
     export: ExportSettings = ExportSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
 
 class Config:
@@ -95,6 +123,10 @@ class Config:
     @property
     def export_dir(self) -> Path:
         return self.data_dir / self.settings.export.dir
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "logs" / "leakwatch.log"
 
     @property
     def target_names(self) -> list[str]:
