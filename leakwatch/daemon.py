@@ -29,7 +29,7 @@ from collectors.base import CollectorError
 
 from .config import Config, ConfigError
 from .export import ExportError
-from .logs import redact
+from .logs import FILE_ONLY, redact
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,10 @@ class Daemon:
                 return True
             except Exception as exc:
                 self.failures += 1
-                detail = not _is_user_error(exc) and not isinstance(exc, JobFailed)
-                log.error("%s failed: %s", name, exc, exc_info=detail)
+                log.error("%s failed: %s", name, redact(str(exc)) or type(exc).__name__)
+                if not _is_user_error(exc) and not isinstance(exc, JobFailed):
+                    # The traceback of an unexpected error goes to the log file only.
+                    log.error("%s: traceback", name, exc_info=True, extra={FILE_ONLY: True})
                 return False
             finally:
                 self._turn.release()

@@ -10,7 +10,7 @@ from rich.console import Console
 import warehouse
 
 from . import status as status_mod
-from .config import default_config_text, parse_config
+from .config import Config, default_config_text, parse_config
 
 
 def run_demo(demo_dir: Path, console: Console) -> int:
@@ -24,6 +24,19 @@ def run_demo(demo_dir: Path, console: Console) -> int:
     with warehouse.writing(config.warehouse_path) as con:
         warehouse.configure(con, config.target_names, None)
     status_mod.show(status_mod.gather(config.warehouse_path), console)
+    _export_step(config, console)
     console.print(f"Query it: leakwatch --config {demo_dir / 'leakwatch.toml'} sql \"SELECT * FROM posts LIMIT 5\"")
     (demo_dir / "leakwatch.toml").write_text(default_config_text(), encoding="utf-8")
     return 0
+
+
+def _export_step(config: Config, console: Console) -> None:
+    """The weekly CSV exports of the demo's data, as the daemon writes them every Monday."""
+    from .export import export_weeks
+
+    exported = export_weeks(config)
+    for week in exported:
+        console.print(f"export {week.line()}")
+    if not exported:
+        console.print("export: no complete week with posts to export")
+    console.print(f"Weekly exports: {config.export_dir}")

@@ -442,5 +442,4 @@ def export_weeks(
                 done.append(_export_week(con, config, week, root, state, pseudonymizer, now))
             except OSError as exc:
                 raise ExportError(f"cannot write export of {week} in {root}: {exc.strerror or exc}") from None
-            log.info("exported %s", done[-1].line())
     return done

@@ -13,6 +13,8 @@ _FORMAT = "%(levelname)s %(name)s: %(message)s"
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s"
 LOG_FILE_BYTES = 5_000_000
 LOG_FILE_BACKUPS = 5
+# A record with this attribute set (via `extra`) goes to the log file, not the console.
+FILE_ONLY = "file_only"
 
 
 def _secrets() -> list[str]:
@@ -42,10 +44,16 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, FILE_ONLY, False)
+
+
 def setup_logging(verbose: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter(_FORMAT))
     handler.addFilter(RedactSecrets())
+    if not verbose:
+        handler.addFilter(_not_file_only)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
