@@ -136,6 +136,9 @@ class Daemon:
     def _export(self) -> None:
         from .export import export_weeks
 
+        if not self.config.warehouse_path.exists():
+            log.info("export: no warehouse yet, nothing to export")
+            return
         try:
             exported = export_weeks(self.config)
         except Exception as exc:

@@ -92,3 +92,46 @@ def test_secrets_never_reach_the_log_file_even_in_tracebacks(monkeypatch):
     RedactSecrets().filter(record)
     line = RedactingFormatter("%(message)s").format(record)
     assert "very-secret-token-123" not in line and "login with ***" in line and "rejected ***" in line
+
+
+def test_scheduled_jobs_fire_repeatedly_take_turns_and_never_overlap(tmp_path, monkeypatch, caplog):
+    """The scheduler wiring with a job body that outlasts its 1.2 s interval."""
+    import threading
+
+    from leakwatch.config import load_config
+    from leakwatch.daemon import Daemon
+
+    config = load_config(write_config(tmp_path, interval_minutes=0.02))
+    daemon = Daemon(config)
+    spans: list[tuple[str, float, float]] = []
+    inside: set[str] = set()
+    lock = threading.Lock()
+
+    def slow_collect(platform: str) -> None:
+        with lock:
+            assert not inside, f"{platform} started while {inside} ran"
+            inside.add(platform)
+        started = time.monotonic()
+        time.sleep(1.5)
+        with lock:
+            inside.discard(platform)
+            spans.append((platform, started, time.monotonic()))
+
+    monkeypatch.setattr(daemon, "_collect", slow_collect)
+    caplog.set_level(logging.WARNING, logger="leakwatch.daemon")
+    scheduler = daemon.build_scheduler()
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 30
+        while sum(1 for p, *_ in spans if p == "bluesky") < 2 or sum(1 for p, *_ in spans if p == "reddit") < 2:
+            assert time.monotonic() < deadline, spans
+            time.sleep(0.1)
+    finally:
+        daemon.stop.set()
+        scheduler.shutdown(wait=False)
+        daemon.wait_idle()
+    ordered = sorted(spans, key=lambda s: s[1])
+    for (_, _, end), (_, start, _) in zip(ordered, ordered[1:], strict=False):
+        assert start >= end  # one job at a time on the warehouse
+    assert daemon.failures == 0
+    assert "still running; this run is skipped" in caplog.text  # max_instances 1 at work
