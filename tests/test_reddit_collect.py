@@ -104,7 +104,8 @@ def test_replace_more_limit_bounds_the_requests(reddit_env, reddit_corpus, reddi
 
 def test_refresh_records_new_comments_edits_scores_and_deletions(reddit_env, reddit_corpus, reddit_server,
                                                                  make_config):
-    sub = reddit_corpus.submission(0, text="Original post", edits=(RedditCorpus.edit(120, "Original post\n\nEDIT: typo"),))
+    edit = RedditCorpus.edit(120, "Original post\n\nEDIT: typo")
+    sub = reddit_corpus.submission(0, text="Original post", edits=(edit,))
     kept = reddit_corpus.comment(sub, 10, text="OpenAI owes them nothing.")
     gone = reddit_corpus.comment(sub, 20, text="This will vanish.", deleted_at=reddit_corpus.at(150))
     removed = reddit_corpus.comment(kept, 30, text="Rule-breaking reply.", deleted_at=reddit_corpus.at(160),
