@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -93,3 +94,29 @@ def test_killed_mid_run_then_resumes_without_gap_or_duplicate(reddit_corpus, red
     assert query(db, "SELECT count(*), count(DISTINCT post_id) FROM post_versions") == [(33, 33)]
     assert query(db, "SELECT run_id, status FROM runs ORDER BY run_id") == [(1, "interrupted"), (2, "ok")]
     assert query(db, "SELECT newest_id FROM checkpoints")[0][0] == f"t3_{newer[-1].id}"
+
+
+def test_demo_collects_reddit_from_the_replay_server(tmp_path):
+    demo_dir = tmp_path / "demo"
+    result = subprocess.run([sys.executable, "-m", "leakwatch", "demo", "--dir", str(demo_dir)], cwd=REPO,
+                            env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Reddit posts stored" in result.stdout
+    db = demo_dir / "leakwatch-data" / "leakwatch.duckdb"
+    kinds = dict(query(db, "SELECT kind, count(*) FROM posts WHERE platform = 'reddit' GROUP BY kind"))
+    assert kinds["submission"] >= 30 and kinds["comment"] >= 100
+    changes = dict(query(db, "SELECT change, count(*) FROM post_versions GROUP BY change"))
+    assert changes.get("edited", 0) > 0 and changes.get("deleted", 0) > 0  # seen between passes
+    assert query(db, "SELECT count(*), count(*) FILTER (status = 'ok') FROM runs WHERE platform = 'reddit'") == [
+        (3, 3)]
+
+
+def test_demo_credentials_stay_inside_the_demo_step(monkeypatch):
+    from leakwatch.demo import _environment
+
+    monkeypatch.delenv("REDDIT_CLIENT_SECRET", raising=False)
+    monkeypatch.setenv("REDDIT_CLIENT_ID", "the-users-own")
+    with _environment({"REDDIT_CLIENT_ID": "demo", "REDDIT_CLIENT_SECRET": "demo-secret"}):
+        assert os.environ["REDDIT_CLIENT_SECRET"] == "demo-secret"
+    assert "REDDIT_CLIENT_SECRET" not in os.environ
+    assert os.environ["REDDIT_CLIENT_ID"] == "the-users-own"
