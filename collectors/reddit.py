@@ -219,6 +219,7 @@ class RedditCollector:
         self.until = until
         self.clock = clock or (lambda: datetime.now(UTC))
         self._waits = 0  # rate-limit waits not yet reported on a page
+        self._skipped = 0  # malformed comments dropped from threads, not yet reported on a page
         self._fetched_threads: set[str] = set()
 
     @classmethod
@@ -280,6 +281,8 @@ class RedditCollector:
         return _Scan(floor=state.high)
 
     def _walk(self, sub: str, state: _QueryState, scan: _Scan) -> Iterator[Page]:
+        from prawcore.exceptions import Forbidden, NotFound, Redirect
+
         path = f"r/{sub}/search/"
         params: dict[str, str | int] = {"q": state.query, "sort": "new", "t": "all", "type": "link",
                                         "limit": self.options.page_size, "include_over_18": "on"}
@@ -288,14 +291,20 @@ class RedditCollector:
         while True:
             if scan.after:
                 params["after"] = scan.after
-            listing = self._call(f"the search {state.key!r}", lambda: self.reddit.get(path, params=dict(params)))
+            try:
+                listing = self._call(f"the search {state.key!r}", lambda: self.reddit.get(path, params=dict(params)))
+            except (Redirect, NotFound, Forbidden):
+                # Reddit answers a search in a banned, private or missing subreddit this way.
+                log.warning("reddit: r/%s cannot be searched (private, banned or missing); skipped %s",
+                            sub, state.key)
+                return
             children = list(getattr(listing, "children", []) or [])
             posts: list[Post] = []
             skipped, stopped = 0, False
             for submission in children:
                 scan.seen += 1
-                fields = api_fields(submission)
                 try:
+                    fields = api_fields(submission)
                     key = _item_key(fields)
                     listed = normalize(fields, (state.query,))
                 except (MalformedItem, KeyError, ValueError, TypeError) as exc:
@@ -331,7 +340,7 @@ class RedditCollector:
                 scan.after = after
                 state.resume = scan
             self._prune_recent(state)
-            yield Page(PLATFORM, state.key, posts, state.checkpoint(), skipped=skipped,
+            yield Page(PLATFORM, state.key, posts, state.checkpoint(), skipped=skipped + self._take_skipped(),
                        rate_limit_waits=self._take_waits(), cap_hit=cap_hit)
             if ended:
                 return
@@ -370,6 +379,7 @@ class RedditCollector:
             try:
                 posts.append(normalize(fields, queries))
             except MalformedItem as exc:
+                self._skipped += 1
                 log.warning("reddit: skipped a malformed item in %s: %s", fullname, exc)
         return posts
 
@@ -387,10 +397,12 @@ class RedditCollector:
             batch.extend(thread or [])
             threads_in_batch += 1
             if threads_in_batch >= 10:
-                yield Page(PLATFORM, REFRESH_KEY, batch, None, rate_limit_waits=self._take_waits())
+                yield Page(PLATFORM, REFRESH_KEY, batch, None, skipped=self._take_skipped(),
+                           rate_limit_waits=self._take_waits())
                 batch, threads_in_batch = [], 0
         if threads_in_batch:
-            yield Page(PLATFORM, REFRESH_KEY, batch, None, rate_limit_waits=self._take_waits())
+            yield Page(PLATFORM, REFRESH_KEY, batch, None, skipped=self._take_skipped(),
+                       rate_limit_waits=self._take_waits())
 
     def _prune_recent(self, state: _QueryState) -> None:
         if self.options.refresh_days <= 0:
@@ -400,6 +412,10 @@ class RedditCollector:
         state.recent = {k: v for k, v in state.recent.items() if v >= cutoff}
 
     # -- faults ---------------------------------------------------------------------------------------
+    def _take_skipped(self) -> int:
+        skipped, self._skipped = self._skipped, 0
+        return skipped
+
     def _take_waits(self) -> int:
         waits, self._waits = self._waits, 0
         return waits

@@ -133,3 +133,21 @@ def test_rejected_credentials_write_nothing(reddit_env, ten, reddit_server, make
         collect(config, server)
     assert not config.warehouse_path.exists()
     assert not server.requests_to("/r/")
+
+
+def test_malformed_comment_is_skipped_and_counted(reddit_env, ten, reddit_server, make_config):
+    server = reddit_server(ten.items)
+    comment = next(i for i in ten.items if i.kind == "comment")
+    server.malformed_ids.add(comment.id)
+    _, config = make_config(reddit=reddit_section(server))
+    summary = collect(config, server)
+    assert (summary.status, summary.skipped, summary.inserted) == ("ok", 1, 10)
+
+
+def test_banned_subreddit_is_skipped_not_fatal(reddit_env, ten, reddit_server, make_config):
+    server = reddit_server(ten.items)
+    server.banned_subreddits.add("GoneSub")
+    _, config = make_config(reddit=reddit_section(server, subreddits=["GoneSub", "OpenAI"]))
+    summary = collect(config, server)
+    assert summary.status == "ok" and summary.inserted == 11
+    assert server.requests_to("/r/GoneSub/search")

@@ -74,6 +74,7 @@ class RedditReplayServer(ReplayServer):
         self.morechildren_limit = morechildren_limit  # comments per /api/morechildren answer
         self.score_ramp_hours = score_ramp_hours  # scores grow to their final value over this time
         self.malformed_ids: set[str] = set()  # items served with a broken created_utc
+        self.banned_subreddits: set[str] = set()  # searching these redirects, as Reddit does
         self.tokens: set[str] = set()
         self._index_lock = threading.Lock()
         self._submissions: dict[str, CorpusItem] = {}
@@ -136,6 +137,8 @@ class RedditReplayServer(ReplayServer):
             return Response(401, _UNAUTHORIZED, {"www-authenticate": 'Bearer realm="reddit", error="invalid_token"'})
         now = self.now
         sub = request.path_args["sub"]
+        if sub.lower() in {s.lower() for s in self.banned_subreddits}:
+            return Response(302, {}, {"Location": f"/subreddits/search?q={sub}"})
         restrict = (request.arg("restrict_sr") or "").lower() in ("1", "on", "true")
         query = request.arg("q") or ""
         results = self._search_results(sub if restrict else "all", query, now)
