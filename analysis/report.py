@@ -129,10 +129,7 @@ def gather(
         top_posts=top_posts(con, window, top_per_stance),
         notes=list(trends.notes),
     )
-    if data.model_id is None:
-        data.notes.insert(0, "no current model is set, so there are no stance labels yet "
-                             "(run `leakwatch classify`)")
-    elif not trends.rows:
+    if data.model_id is not None and not trends.rows:
         data.notes.insert(0, f"no posts labelled by the current model {data.model_id} in this window")
     return data
 

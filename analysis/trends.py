@@ -27,6 +27,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from .trend_errors import TrendsError
+
 LABELS = ("favor", "against", "none")
 PERIODS = ("day", "week")
 UNITS = ("posts", "authors")
@@ -39,10 +41,6 @@ _VIEWS = {
     ("day", "authors"): "stance_daily_authors",
     ("week", "authors"): "stance_weekly_authors",
 }
-
-
-class TrendsError(Exception):
-    """A trends request that cannot be answered as asked; the message says what to change."""
 
 
 @dataclass
@@ -91,7 +89,7 @@ def confusion_for_model(
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Per-target 3x3 confusion counts (rows true, columns predicted, LABELS order) and notes."""
     if model_id is None:
-        return {}, ["no current model is set: adjusted shares need one (run `leakwatch classify`)"]
+        return {}, ["no current model is set, so there are no stance labels yet (run `leakwatch classify`)"]
     row = con.execute("SELECT metrics FROM models WHERE model_id = ?", [model_id]).fetchone()
     if row is None or row[0] is None:
         return {}, [
