@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from importlib import resources
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 

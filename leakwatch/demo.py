@@ -8,10 +8,9 @@ from pathlib import Path
 from rich.console import Console
 
 import warehouse
-
-from . import status as status_mod
 from analysis.trends import Window
 
+from . import status as status_mod
 from .config import Config, default_config_text, parse_config
 
 

@@ -31,7 +31,9 @@ def metrics(confusion: dict[str, list[list[int]]] = CONFUSION) -> dict:
     return out
 
 
-def new_warehouse(path: Path, model_metrics: dict | None = None, model: str | None = MODEL) -> duckdb.DuckDBPyConnection:
+def new_warehouse(
+    path: Path, model_metrics: dict | None = None, model: str | None = MODEL
+) -> duckdb.DuckDBPyConnection:
     con = warehouse.open_writer(path)
     warehouse.configure(con, TARGETS, model)
     if model:
