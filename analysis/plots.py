@@ -43,14 +43,18 @@ def _date_axis(ax: plt.Axes, xlabel: str) -> None:
     ax.set_xlabel(xlabel)
 
 
-def _mark_key_dates(ax: plt.Axes, key_dates: Sequence[KeyDate], x_range: tuple[date, date]) -> None:
+def _mark_key_dates(
+    ax: plt.Axes, key_dates: Sequence[KeyDate], x_range: tuple[date, date], labelled: bool = True
+) -> None:
     for day, label in key_dates:
         if not x_range[0] <= day <= x_range[1]:
             continue
         ax.axvline(day, color="#495057", linestyle="--", linewidth=1, zorder=1)
-        ax.annotate(f"{label} ({day:%b %d})", xy=(day, 0.98), xycoords=("data", "axes fraction"),
-                    rotation=90, va="top", ha="right", fontsize=8, color="#343a40",
-                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+        if labelled:
+            ax.annotate(f"{label} ({day:%b %d})", xy=(day, 0.98), xycoords=("data", "axes fraction"),
+                        rotation=90, va="top", ha="right", fontsize=8, color="#343a40",
+                        bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none",
+                              "alpha": 0.7})
 
 
 def _empty(ax: plt.Axes, message: str) -> None:
@@ -134,7 +138,7 @@ def stance_plot(
         for row, label in enumerate(("favor", "against")):
             ax = axes[row][col]
             _share_panel(ax, rows, f"{prefix}{label}", STANCE_COLORS[label])
-            _mark_key_dates(ax, key_dates, x_range)
+            _mark_key_dates(ax, key_dates, x_range, labelled=row == 0)  # the lines say it below
             if col == 0:
                 ax.set_ylabel(f"share {label} '{target}'\n(% of {what})")
         _date_axis(axes[1][col], xlabel)

@@ -70,7 +70,9 @@ def at(day: str, hour: int = 12) -> datetime:
     return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
 
 
-def demo_like(con: duckdb.DuckDBPyConnection, seed: int = 7, start: date = date(2024, 11, 18), days: int = 30) -> int:
+def demo_like(
+    con: duckdb.DuckDBPyConnection, seed: int = 7, start: date = date(2024, 11, 18), days: int = 30, scale: int = 1
+) -> int:
     """A month of plausible discourse around the leak: spikes on 11-26 and 12-09, stance drifting."""
     rng = random.Random(seed)
     posts = []
@@ -80,7 +82,7 @@ def demo_like(con: duckdb.DuckDBPyConnection, seed: int = 7, start: date = date(
         day = start + timedelta(days=offset)
         spike = 8 if day == date(2024, 11, 26) else 4 if day == date(2024, 12, 9) else 1
         after_leak = day >= date(2024, 11, 26)
-        for platform, base in (("reddit", 6), ("bluesky", 4)):
+        for platform, base in (("reddit", 6 * scale), ("bluesky", 4 * scale)):
             if platform == "bluesky" and offset in (3, 4):  # an outage: no Bluesky posts on two days
                 continue
             for _ in range(int(base * spike * rng.uniform(0.5, 1.5))):
