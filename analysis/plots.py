@@ -36,10 +36,11 @@ def _style() -> None:
     })
 
 
-def _date_axis(ax: plt.Axes, xlabel: str) -> None:
-    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+def _date_axis(ax: plt.Axes, xlabel: str, weekly: bool = False) -> None:
+    # Weekly points sit on Mondays: put the ticks there too, so each tick names a week.
+    locator = mdates.WeekdayLocator(mdates.MO) if weekly else mdates.AutoDateLocator(minticks=4, maxticks=10)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d\n%Y") if weekly else mdates.ConciseDateFormatter(locator))
     ax.set_xlabel(xlabel)
 
 
@@ -141,7 +142,7 @@ def stance_plot(
             _mark_key_dates(ax, key_dates, x_range, labelled=row == 0)  # the lines say it below
             if col == 0:
                 ax.set_ylabel(f"share {label} '{target}'\n(% of {what})")
-        _date_axis(axes[1][col], xlabel)
+        _date_axis(axes[1][col], xlabel, weekly=period == "week")
     axes[0][-1].legend(loc="upper right", fontsize=8)
     return _save(fig, path)
 

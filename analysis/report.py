@@ -204,8 +204,10 @@ def _top_posts_html(data: ReportData, target: str) -> str:
             continue
         rows = []
         for p in mine:
-            link = (f'<a href="{html.escape(p["url"])}">{_cell(p["post_id"])}</a>'
-                    if p.get("url") else _cell(p["post_id"]))
+            # Only web links: a URL from upstream data must not run script in the reader's browser.
+            url = p.get("url") or ""
+            link = (f'<a href="{html.escape(url)}">{_cell(p["post_id"])}</a>'
+                    if url.startswith(("https://", "http://")) else _cell(p["post_id"]))
             rows.append([f"{p['engagement']:,}", _cell(p["platform"]), f"{p['day']:%Y-%m-%d}",
                          _cell(p.get("author_handle")), html.escape(_snippet(p)), link])
         parts.append(f"<h4>{html.escape(label)}</h4>"

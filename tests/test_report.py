@@ -278,3 +278,13 @@ def test_cli_report_bad_input_is_one_clear_line(config, tmp_path):
     (tmp_path / "data" / "leakwatch.duckdb").unlink()
     missing = cli(config, "report")
     assert missing.returncode == 1 and "no warehouse" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_demo_ends_with_the_report(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "leakwatch", "demo", "--dir", str(tmp_path / "demo")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    page = tmp_path / "demo" / "leakwatch-data" / "report" / "report.html"
+    assert "Report: " in done.stdout and page.name in done.stdout
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert (page.parent / "volume.png").read_bytes().startswith(PNG_MAGIC)
