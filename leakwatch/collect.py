@@ -99,6 +99,11 @@ def run_collection(
                     break
         except CollectorError as exc:
             summary.status, summary.error = "failed", str(exc)
+            # Waits spent on the request that finally failed belong to no committed page.
+            waits = int(getattr(exc, "rate_limit_waits", 0) or 0)
+            if waits:
+                _add_waits(path, summary.run_id, waits)
+                summary.rate_limit_waits += waits
         except (KeyboardInterrupt, SystemExit):
             _finish(path, summary.run_id, "interrupted", "stopped by the user")
             raise
@@ -118,3 +123,11 @@ def _finish(path, run_id: int, status: str, error: str | None) -> None:
             warehouse.finish_run(con, run_id, status, error)
     except warehouse.WarehouseError as exc:
         log.error("could not record the end of run %d (%s): %s", run_id, status, exc)
+
+
+def _add_waits(path, run_id: int, waits: int) -> None:
+    try:
+        with warehouse.writing(path) as con:
+            warehouse.add_to_run(con, run_id, rate_limit_waits=waits)
+    except warehouse.WarehouseError as exc:
+        log.error("could not count %d rate-limit waits on run %d: %s", waits, run_id, exc)

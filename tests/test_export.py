@@ -75,7 +75,9 @@ def test_default_export_writes_complete_weeks_with_labels_and_matching_manifest(
     assert manifest["files"]["posts.csv"]["rows"] == 4
     daily = _read_csv(week / "stance_daily.csv")
     assert manifest["files"]["stance_daily.csv"]["rows"] == len(daily) > 0
-    assert {r["period"] for r in daily} == {"2024-11-26", "2024-11-27"}
+    # Every day of the week from the first labelled one on; empty days are kept as zero counts.
+    assert sorted({r["period"] for r in daily}) == [f"2024-11-{d}" for d in range(26, 31)] + ["2024-12-01"]
+    assert {r["posts"] for r in daily if r["period"] == "2024-11-28"} == {"0"}
     all_openai_26 = next(r for r in daily if r["period"] == "2024-11-26" and r["target"] == "openai"
                          and r["platform"] == "all")
     assert all_openai_26["posts"] == "2" and all_openai_26["against"] == "2"
