@@ -1,0 +1,181 @@
+"""`leakwatch run` as a real process against the Reddit replay server: scheduled passes, SIGTERM
+mid-collection and a clean resume, a stuck job, and readers in other processes while it writes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REDDIT_ENV, REPO, cli_env, reddit_section, run_cli
+
+import warehouse
+from collectors.replay.server import Fault
+
+# Labelling has its own test (the chain); these look at collection alone.
+SCHEDULE = {"jitter_seconds": 0, "shutdown_grace_seconds": 15, "classify_after_collect": False}
+
+
+def start_daemon(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "leakwatch", "--config", str(config), "run", *args],
+                            cwd=REPO, env=cli_env(REDDIT_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_until(condition, process: subprocess.Popen[str], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"daemon exited before {what}: {process.communicate()}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    """Read like any other process would while the daemon runs: read-only, waiting out a write."""
+    with warehouse.reading(db) as con:
+        return con.execute(sql).fetchall()
+
+
+def runs(db: Path) -> list[tuple]:
+    return query(db, "SELECT run_id, platform, status FROM runs ORDER BY run_id") if db.exists() else []
+
+
+def test_scheduled_passes_fire_on_the_interval_and_pick_up_new_posts(reddit_corpus, reddit_server, make_config):
+    first = [reddit_corpus.submission(10 * i) for i in range(6)]
+    server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(100))
+    path, config = make_config(reddit=reddit_section(server, interval_minutes=0.02),  # every 1.2 s
+                               bluesky={"enabled": False}, schedule=SCHEDULE)
+    db = config.warehouse_path
+    daemon = start_daemon(path)
+    try:
+        wait_until(lambda: any(r[2] == "ok" for r in runs(db)), daemon, "the first pass")
+        later = [reddit_corpus.submission(200 + i) for i in range(3)]
+        server.add_items(later)
+        server.now = reddit_corpus.at(300)
+        wait_until(lambda: query(db, "SELECT count(*) FROM posts")[0][0] == 9, daemon, "a later pass")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert {row[0] for row in query(db, "SELECT post_id FROM posts")} == {f"t3_{s.id}" for s in first + later}
+    statuses = [r[2] for r in runs(db)]
+    assert len(statuses) >= 2 and set(statuses) <= {"ok", "interrupted"}
+    # Passes never overlap: each starts after the previous one finished.
+    spans = query(db, "SELECT started_at, finished_at FROM runs WHERE status = 'ok' ORDER BY run_id")
+    pairs = zip(spans, spans[1:], strict=False)
+    assert all(later_start >= earlier_end for (_, earlier_end), (later_start, _) in pairs)
+    log_text = (config.data_dir / "logs" / "leakwatch.log").read_text(encoding="utf-8")
+    assert "collect reddit: starting" in log_text and "daemon stopped cleanly" in log_text
+    assert REDDIT_ENV["REDDIT_CLIENT_SECRET"] not in log_text + out + err
+
+
+def test_sigterm_mid_collection_stops_cleanly_and_the_next_pass_resumes(reddit_corpus, reddit_server, make_config):
+    first_batch = [reddit_corpus.submission(10 * i) for i in range(30)]  # six pages of five
+    server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(1000))
+    # The fourth search request answers slowly: SIGTERM lands while it is in flight.
+    server.add_fault(Fault("slow", "/r/all/search", delay=2, after=3))
+    path, config = make_config(reddit=reddit_section(server, timeout_seconds=30), bluesky={"enabled": False},
+                               schedule=SCHEDULE)
+    db = config.warehouse_path
+
+    daemon = start_daemon(path)
+    try:
+        wait_until(lambda: len(server.requests_to("/r/all/search")) >= 4, daemon, "the fourth page request")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "SIGTERM received" in err and "daemon stopped cleanly" in err
+    assert len(server.requests_to("/r/all/search")) == 4  # no page was asked for after the signal
+    [(status, pages, error)] = query(db, "SELECT status, pages, error FROM runs")
+    assert status == "interrupted" and pages == 4 and "shutdown" in error  # the in-flight page was committed
+    assert query(db, "SELECT count(*) FROM posts")[0][0] == 20
+
+    # Posts keep arriving while the daemon is down; the next pass must get both ends.
+    server.clear_faults()
+    server.now = reddit_corpus.at(2000)
+    newer = [reddit_corpus.submission(1500 + i) for i in range(3)]
+    server.add_items(newer)
+    result = run_cli(path, "collect", "--platform", "reddit", env=cli_env(REDDIT_ENV))
+    assert result.returncode == 0, result.stderr
+    ids = [row[0] for row in query(db, "SELECT post_id FROM posts")]
+    assert sorted(ids) == sorted(f"t3_{s.id}" for s in first_batch + newer)  # no gap
+    assert query(db, "SELECT count(*), count(DISTINCT post_id) FROM post_versions") == [(33, 33)]  # no duplicate
+    assert query(db, "SELECT run_id, status FROM runs ORDER BY run_id") == [(1, "interrupted"), (2, "ok")]
+
+
+def test_a_stuck_job_does_not_hold_up_shutdown(reddit_corpus, reddit_server, make_config):
+    for i in range(10):
+        reddit_corpus.submission(10 * i)
+    server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(1000))
+    server.add_fault(Fault("slow", "/r/all/search", delay=60, after=1))  # the second page hangs
+    path, config = make_config(reddit=reddit_section(server, timeout_seconds=120), bluesky={"enabled": False},
+                               schedule={**SCHEDULE, "shutdown_grace_seconds": 1})
+    daemon = start_daemon(path)
+    try:
+        wait_until(lambda: len(server.requests_to("/r/all/search")) >= 2, daemon, "the hanging request")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert "did not stop within 1s; exiting anyway" in err
+    db = config.warehouse_path
+    assert query(db, "SELECT status, pages FROM runs") == [("running", 1)]  # the first page is kept
+
+    server.clear_faults()
+    result = run_cli(path, "collect", "--platform", "reddit", env=cli_env(REDDIT_ENV))
+    assert result.returncode == 0, result.stderr
+    assert query(db, "SELECT run_id, status FROM runs ORDER BY run_id") == [(1, "interrupted"), (2, "ok")]
+    assert query(db, "SELECT count(*), count(DISTINCT post_id) FROM post_versions") == [(10, 10)]
+
+
+def test_readers_in_other_processes_work_while_the_daemon_writes(reddit_corpus, reddit_server, make_config):
+    for i in range(40):
+        reddit_corpus.comment(reddit_corpus.submission(10 * i), 10 * i + 5)
+    server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(1000))
+    server.add_fault(Fault("slow", "/", delay=0.15, times=1000))  # a long pass: every request is slow
+    path, config = make_config(reddit=reddit_section(server), bluesky={"enabled": False}, schedule=SCHEDULE)
+    db = config.warehouse_path
+    daemon = start_daemon(path)
+    answers = []
+    try:
+        wait_until(lambda: bool(runs(db)) and query(db, "SELECT count(*) FROM posts")[0][0] > 0, daemon,
+                   "the first committed page")
+        while query(db, "SELECT status FROM runs ORDER BY run_id DESC LIMIT 1")[0][0] == "running":
+            result = run_cli(path, "sql", "--csv", "SELECT count(*) AS n FROM posts")
+            assert result.returncode == 0, result.stderr
+            answers.append(int(result.stdout.split()[1]))
+            assert run_cli(path, "status", "--json").returncode == 0
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert len(answers) >= 2 and answers == sorted(answers)  # readers saw the pass progress
+    assert query(db, "SELECT status FROM runs") == [("ok",)]  # and the writer was never locked out
+    assert query(db, "SELECT count(*) FROM posts")[0][0] == 80
+
+
+def test_a_reader_waits_for_a_writer_in_another_process_then_answers(tmp_path, make_config):
+    path, config = make_config()
+    run_cli(path, "status")  # nothing yet
+    db = config.warehouse_path
+    db.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time, warehouse\n"
+         "con = warehouse.open_writer(sys.argv[1])\n"
+         "con.execute(\"INSERT INTO runs (platform, queries, started_at, status) VALUES "
+         "('reddit', [], now(), 'ok')\")\n"
+         "print('holding', flush=True); time.sleep(3); con.close()",
+         str(db)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        result = run_cli(path, "sql", "--csv", "SELECT count(*) AS n FROM runs")
+    finally:
+        holder.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "n\n1\n"
+    assert "busy" in result.stderr and "waiting" in result.stderr
