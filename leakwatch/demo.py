@@ -41,15 +41,17 @@ def _export_step(config: Config, console: Console) -> None:
     """The weekly CSV exports of the demo's data, as the daemon writes them every Monday."""
     from .export import export_weeks
 
+    console.print("[bold]Weekly exports[/bold] (as `leakwatch run` writes them every Monday)")
     exported = export_weeks(config)
     for week in exported:
-        console.print(f"export {week.line()}")
+        console.print(f"  export {week.summary()}")
     if not exported:
-        console.print("export: no complete week with posts to export")
-    console.print(f"Weekly exports: {config.export_dir}")
+        console.print("  no complete week with posts to export")
+    console.print(f"  posts.csv, stance_daily.csv and manifest.json per week in {config.export_dir}")
+
 
 def _write_report(config: Config, console: Console) -> None:
-    """Last step: the stance-over-time report on whatever the demo collected and labelled."""
+    """The stance-over-time report on whatever the demo collected and labelled."""
     from .report import write_report_for
 
     page = write_report_for(config, None, Window(), None, False, console)

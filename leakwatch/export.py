@@ -88,9 +88,12 @@ class WeekExport:
     daily_rows: int
     complete: bool
 
-    def line(self) -> str:
+    def summary(self) -> str:
         note = "" if self.complete else " (week not over yet: partial)"
-        return f"{self.week}: {self.posts} posts, {self.daily_rows} daily stance rows → {self.folder}{note}"
+        return f"{self.week}: {self.posts} posts, {self.daily_rows} daily stance rows{note}"
+
+    def line(self) -> str:
+        return f"{self.summary()} → {self.folder}"
 
 
 # -- cells --------------------------------------------------------------------------------------------

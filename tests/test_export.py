@@ -210,3 +210,27 @@ def test_killed_export_leaves_no_partial_file(tmp_path, seeded):
     assert manifest["files"]["posts.csv"]["sha256"] == _sha(week / "posts.csv")
     assert len(_read_csv(week / "posts.csv")) == 4
     assert io.StringIO((week / "posts.csv").read_text(encoding="utf-8")).readline().startswith("platform,")
+
+
+def test_demo_ends_with_the_weekly_exports_of_its_data(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "leakwatch", "demo", "--dir", str(tmp_path / "demo")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Weekly exports" in result.stdout and "export 2024-W48:" in result.stdout
+    exports = tmp_path / "demo" / "leakwatch-data" / "exports"
+    db = tmp_path / "demo" / "leakwatch-data" / "leakwatch.duckdb"
+    con = duckdb.connect(str(db), read_only=True)
+    weeks = [w for (w,) in con.execute("SELECT DISTINCT strftime(created_at, '%G-W%V') FROM posts ORDER BY 1")
+             .fetchall()]
+    total = con.execute("SELECT count(*) FROM posts").fetchone()[0]
+    con.close()
+    assert sorted(p.name for p in exports.iterdir()) == weeks
+    exported = 0
+    for week in weeks:
+        manifest = json.loads((exports / week / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["files"]["posts.csv"]["sha256"] == _sha(exports / week / "posts.csv")
+        exported += manifest["files"]["posts.csv"]["rows"]
+    assert exported == total  # every post is in exactly one week
