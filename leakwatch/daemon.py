@@ -237,18 +237,18 @@ class Daemon:
         scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=len(self.platforms) + 1)},
-            # Late runs still happen (no grace limit), several missed runs coalesce into one.
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
+        # A job never overlaps itself; late runs still happen (no grace limit); missed runs coalesce.
+        once_at_a_time = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
         now = datetime.now(UTC)
         for platform in self.platforms:
             seconds = getattr(self.config.settings, platform).interval_minutes * 60
             jitter = min(schedule.jitter_seconds, seconds / 2) or None
             scheduler.add_job(self.collect_job, IntervalTrigger(seconds=seconds, jitter=jitter, timezone=UTC),
                               args=[platform], id=f"collect-{platform}", name=f"collect {platform}",
-                              next_run_time=now)  # collect right away on start, then on the interval
+                              next_run_time=now, **once_at_a_time)  # right away on start, then on the interval
         scheduler.add_job(self.export_job, CronTrigger.from_crontab(schedule.export_cron, timezone=UTC),
-                          id="export", name="weekly export")
+                          id="export", name="weekly export", **once_at_a_time)
 
         def skipped(event) -> None:
             log.warning("%s is still running; this run is skipped (jobs never overlap themselves)",

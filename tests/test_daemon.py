@@ -135,3 +135,26 @@ def test_scheduled_jobs_fire_repeatedly_take_turns_and_never_overlap(tmp_path, m
         assert start >= end  # one job at a time on the warehouse
     assert daemon.failures == 0
     assert "still running; this run is skipped" in caplog.text  # max_instances 1 at work
+
+
+def test_weekly_export_fires_monday_after_midnight_utc_and_collection_on_its_interval(tmp_path):
+    from leakwatch.config import load_config
+    from leakwatch.daemon import Daemon
+
+    config = load_config(write_config(tmp_path, 'export_cron = "15 0 * * mon"', interval_minutes=45))
+    scheduler = Daemon(config).build_scheduler()
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"collect-reddit", "collect-bluesky", "export"}
+    wednesday = datetime(2024, 11, 27, 13, 0, tzinfo=UTC)
+    assert jobs["export"].trigger.get_next_fire_time(None, wednesday) == datetime(2024, 12, 2, 0, 15, tzinfo=UTC)
+    interval = jobs["collect-reddit"].trigger
+    assert interval.interval.total_seconds() == 45 * 60 and not interval.jitter
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
+
+
+def test_bad_schedule_settings_are_one_clear_line(tmp_path):
+    config = write_config(tmp_path, 'export_cron = "every monday"')
+    result = cli(config, "run", "--once")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"leakwatch: error: {config}: schedule.export_cron: ")
+    assert "crontab" in result.stderr and len(result.stderr.strip().splitlines()) == 1
