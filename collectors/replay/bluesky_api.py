@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -98,10 +98,9 @@ class BlueskyReplay:
         self.tokens_expire_after: int | None = None  # calls an access token is good for (None: no limit)
         self.invalid_ids: set[str] = set()  # items rendered so that the SDK's model validation fails
         self.blocked_ids: set[str] = set()  # items shown as blockedPost in threads
-        # Hold searchPosts calls after this many until `release` is set (tests kill a client meanwhile).
-        self.stall_search_after: int | None = None
-        self.stalled = threading.Event()
-        self.release = threading.Event()
+        # Called with the number of each searchPosts call before it is answered: tests use it to
+        # change the world at an exact point of a run (expire tokens, queue faults, hold the answer).
+        self.on_search: Callable[[int], None] | None = None
         self._search_calls = 0
         self.server = server or ReplayServer()
         self._lock = threading.Lock()
@@ -132,6 +131,9 @@ class BlueskyReplay:
     # The shared server's fault switches and request log, for tests and the demo.
     def add_fault(self, fault: Fault) -> None:
         self.server.add_fault(fault)
+
+    def clear_faults(self) -> None:
+        self.server.clear_faults()
 
     def requests_to(self, path_prefix: str) -> list[Request]:
         return self.server.requests_to(path_prefix)
@@ -311,10 +313,9 @@ class BlueskyReplay:
     def _search_posts(self, request: Request) -> Response:
         with self._lock:
             self._search_calls += 1
-            stall = self.stall_search_after is not None and self._search_calls > self.stall_search_after
-        if stall:
-            self.stalled.set()
-            self.release.wait(timeout=60)
+            number = self._search_calls
+        if self.on_search is not None:
+            self.on_search(number)
         query = request.arg("q")
         if not query:
             return _error(400, "InvalidRequest", 'Error: Params must have the property "q"')
