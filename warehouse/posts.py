@@ -7,6 +7,7 @@ a page of 100 posts and a backfill of 100,000 cost the same few round trips.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -47,11 +48,17 @@ _ARROW_SCHEMA = pa.schema(
 _COLUMNS = [f.name for f in _ARROW_SCHEMA]
 
 
+_FIELDS = [name for name in _COLUMNS if name != "raw"]
+_GET_FIELDS = operator.attrgetter(*_FIELDS)
+_ENCODE_JSON = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def posts_to_arrow(posts: Sequence[Post]) -> pa.Table:
-    """Column-wise conversion: one pass per column, no per-row SQL."""
-    columns = {name: [getattr(p, name) for p in posts] for name in _COLUMNS if name != "raw"}
-    columns["matched_queries"] = [list(p.matched_queries) for p in posts]
-    columns["raw"] = [json.dumps(p.raw, ensure_ascii=False, default=str) for p in posts]
+    """Column-wise conversion (transpose the records once), no per-row SQL."""
+    if not posts:
+        return _ARROW_SCHEMA.empty_table()
+    columns = dict(zip(_FIELDS, map(list, zip(*map(_GET_FIELDS, posts), strict=True)), strict=True))
+    columns["raw"] = [_ENCODE_JSON(p.raw) for p in posts]
     return pa.table(columns, schema=_ARROW_SCHEMA)
 
 
@@ -62,22 +69,28 @@ WITH incoming AS (
     SELECT * EXCLUDE (batch_seq), sha256(coalesce(title, '') || chr(10) || text) AS content_hash
     FROM upsert_batch
     QUALIFY row_number() OVER (PARTITION BY platform, post_id ORDER BY batch_seq DESC) = 1
+),
+compared AS (
+    SELECT i.*,
+           p.post_id IS NULL AS is_new,
+           p.post_id IS NOT NULL AND NOT i.deleted AND p.content_hash <> i.content_hash AS is_edit,
+           p.post_id IS NOT NULL AND i.deleted AND NOT p.deleted AS is_deletion,
+           p.post_id IS NOT NULL AND (
+               p.content_hash <> i.content_hash AND NOT i.deleted
+               OR p.deleted <> i.deleted OR p.edited <> i.edited
+               OR p.score IS DISTINCT FROM i.score OR p.like_count IS DISTINCT FROM i.like_count
+               OR p.reply_count IS DISTINCT FROM i.reply_count
+               OR p.repost_count IS DISTINCT FROM i.repost_count
+               OR p.quote_count IS DISTINCT FROM i.quote_count
+           ) AS is_update,
+           p.post_id IS NOT NULL AND NOT list_has_all(p.matched_queries, i.matched_queries) AS new_queries
+    FROM incoming i
+    LEFT JOIN posts p ON p.platform = i.platform AND p.post_id = i.post_id
 )
-SELECT i.*,
-       p.post_id IS NULL AS is_new,
-       p.post_id IS NOT NULL AND NOT i.deleted AND p.content_hash <> i.content_hash AS is_edit,
-       p.post_id IS NOT NULL AND i.deleted AND NOT p.deleted AS is_deletion,
-       p.post_id IS NOT NULL AND (
-           p.content_hash <> i.content_hash AND NOT i.deleted
-           OR p.deleted <> i.deleted OR p.edited <> i.edited
-           OR p.score IS DISTINCT FROM i.score OR p.like_count IS DISTINCT FROM i.like_count
-           OR p.reply_count IS DISTINCT FROM i.reply_count
-           OR p.repost_count IS DISTINCT FROM i.repost_count
-           OR p.quote_count IS DISTINCT FROM i.quote_count
-       ) AS is_update
-FROM incoming i
-LEFT JOIN posts p ON p.platform = i.platform AND p.post_id = i.post_id
+SELECT * FROM compared
 """
+
+_FLAGS = "is_new, is_edit, is_deletion, is_update, new_queries"
 
 _VERSIONS = """
 INSERT INTO post_versions
@@ -90,29 +103,47 @@ FROM upsert_stage
 WHERE is_new OR is_edit OR is_deletion
 """
 
-# A post deleted upstream keeps its last known text: the deletion is recorded as a version,
-# and the analysis of what was said before it vanished is not lost.
-_MERGE = """
+_INSERT_NEW = f"""
 INSERT INTO posts BY NAME
-SELECT * EXCLUDE (is_new, is_edit, is_deletion, is_update),
-       $seen_at AS first_seen_at, $seen_at AS last_seen_at
-FROM upsert_stage
-ON CONFLICT (platform, post_id) DO UPDATE SET
-    last_seen_at = excluded.last_seen_at,
-    title = CASE WHEN excluded.deleted THEN posts.title ELSE excluded.title END,
-    text = CASE WHEN excluded.deleted THEN posts.text ELSE excluded.text END,
-    content_hash = CASE WHEN excluded.deleted THEN posts.content_hash ELSE excluded.content_hash END,
-    deleted = excluded.deleted OR posts.deleted,
-    edited = excluded.edited OR posts.edited,
-    score = coalesce(excluded.score, posts.score),
-    like_count = coalesce(excluded.like_count, posts.like_count),
-    reply_count = coalesce(excluded.reply_count, posts.reply_count),
-    repost_count = coalesce(excluded.repost_count, posts.repost_count),
-    quote_count = coalesce(excluded.quote_count, posts.quote_count),
-    indexed_at = coalesce(excluded.indexed_at, posts.indexed_at),
-    cid = coalesce(excluded.cid, posts.cid),
-    matched_queries = list_sort(list_distinct(list_concat(posts.matched_queries, excluded.matched_queries))),
-    raw = CASE WHEN excluded.deleted THEN posts.raw ELSE excluded.raw END
+SELECT * EXCLUDE ({_FLAGS}), $seen_at AS first_seen_at, $seen_at AS last_seen_at
+FROM upsert_stage WHERE is_new
+"""
+
+# Touching every known post's last_seen_at is cheap; the fuller updates below run only for posts
+# that actually changed.
+_TOUCH_SEEN = """
+UPDATE posts SET last_seen_at = $seen_at
+FROM upsert_stage s
+WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND NOT s.is_new
+"""
+
+# A post deleted upstream keeps its last known text: the deletion is recorded as a version,
+# and what was said before it vanished stays available to the analysis.
+_UPDATE_CHANGED = """
+UPDATE posts SET
+    title = CASE WHEN s.deleted THEN posts.title ELSE s.title END,
+    text = CASE WHEN s.deleted THEN posts.text ELSE s.text END,
+    content_hash = CASE WHEN s.deleted THEN posts.content_hash ELSE s.content_hash END,
+    deleted = s.deleted OR posts.deleted,
+    edited = s.edited OR posts.edited,
+    score = coalesce(s.score, posts.score),
+    like_count = coalesce(s.like_count, posts.like_count),
+    reply_count = coalesce(s.reply_count, posts.reply_count),
+    repost_count = coalesce(s.repost_count, posts.repost_count),
+    quote_count = coalesce(s.quote_count, posts.quote_count),
+    indexed_at = coalesce(s.indexed_at, posts.indexed_at),
+    cid = coalesce(s.cid, posts.cid),
+    raw = CASE WHEN s.deleted THEN posts.raw ELSE s.raw END
+FROM upsert_stage s
+WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND s.is_update
+"""
+
+# Rewriting a LIST column is DuckDB's slowest update, so only for posts a new query matched.
+_ADD_QUERIES = """
+UPDATE posts SET
+    matched_queries = list_sort(list_distinct(list_concat(posts.matched_queries, s.matched_queries)))
+FROM upsert_stage s
+WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND s.new_queries
 """
 
 
@@ -136,8 +167,10 @@ def upsert_posts(
             "count(*) FILTER (is_new OR is_edit OR is_deletion) FROM upsert_stage"
         ).fetchone()
         params = {"seen_at": seen_at}
-        con.execute(_VERSIONS, params)
-        con.execute(_MERGE, params)
+        for statement in (_VERSIONS, _INSERT_NEW, _TOUCH_SEEN):
+            con.execute(statement, params)
+        con.execute(_UPDATE_CHANGED)
+        con.execute(_ADD_QUERIES)
         con.execute("DROP TABLE upsert_stage")
     finally:
         con.unregister("upsert_batch")
