@@ -48,7 +48,12 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "bluesky"
 EPSILON = timedelta(microseconds=1)  # `until` is exclusive: the oldest post seen + ε keeps it in the window
+MAX_REVISIT_CHECKS = 200  # getPostThread calls per query and pass to tell deletions from edits
 _TOKEN_ERRORS = {"ExpiredToken", "InvalidToken", "AuthMissing", "AuthRequired"}
+
+
+# (since) -> stored posts created since then: (post id, created_at, matched queries)
+KnownPosts = Callable[[datetime], list[tuple[str, datetime, list[str]]]]
 
 
 def query_key(query: str) -> str:
@@ -106,6 +111,7 @@ class BlueskyOptions:
     result_cap: int = 10000
     fetch_threads: bool = True
     thread_depth: int = 10
+    revisit: timedelta = timedelta(0)
     timeout: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -123,6 +129,7 @@ class BlueskyCollector:
         self._sleep = sleep
         self._rng = random.Random()
         self._rate_limit_waits = 0  # since the last page was handed over
+        self._known: KnownPosts | None = None
         self.client = Client(base_url=options.service_url, request=XrpcRequest(timeout=options.timeout))
 
     @classmethod
@@ -138,12 +145,17 @@ class BlueskyCollector:
             result_cap=settings.search_result_cap,
             fetch_threads=settings.fetch_threads,
             thread_depth=settings.thread_depth,
+            revisit=timedelta(hours=settings.revisit_hours),
             timeout=settings.timeout_seconds,
             retry=RetryPolicy(attempts=settings.max_retries + 1, base_delay=settings.retry_base_seconds,
                               max_rate_limit_wait=settings.max_rate_limit_wait_seconds),
         )
         return cls(options, require_env("BLUESKY_HANDLE"), require_env("BLUESKY_APP_PASSWORD"),
                    since=since, until=until)
+
+    def use_known_posts(self, lookup: KnownPosts) -> None:
+        """What the warehouse holds (id, created_at, matched queries since a time), for revisits."""
+        self._known = lookup
 
     def query_keys(self) -> list[str]:
         return [query_key(q) for q in self.options.queries]
@@ -224,19 +236,21 @@ class BlueskyCollector:
         for query in self.options.queries:
             yield from self._query_pages(query, checkpoints.get(query_key(query)))
 
-    def _plan(self, checkpoint: Checkpoint | None) -> tuple[Plan, bool]:
-        """The windows for this pass, and whether its checkpoint should be saved."""
+    def _plan(self, checkpoint: Checkpoint | None) -> tuple[Plan, bool, datetime | None]:
+        """The windows for this pass, whether its checkpoint is saved, and where a revisit starts."""
         newest = checkpoint.newest_created_at if checkpoint else None
         newest_id = checkpoint.newest_id if checkpoint else None
         if self.until is not None:  # a bounded one-off backfill: the incremental checkpoint stays as it is
             since = self.since or self.options.start
-            return Plan([Window(since, self.until)], newest, newest_id), False
-        since = self.since or newest or self.options.start
-        return Plan([Window(since, None), *_pending_windows(checkpoint)], newest, newest_id), True
+            return Plan([Window(since, self.until)], newest, newest_id), False, None
+        revisit = newest - self.options.revisit if newest and self.options.revisit and not self.since else None
+        since = self.since or revisit or newest or self.options.start
+        return Plan([Window(since, None), *_pending_windows(checkpoint)], newest, newest_id), True, revisit
 
     def _query_pages(self, query: str, checkpoint: Checkpoint | None) -> Iterator[Page]:
         key = query_key(query)
-        plan, track = self._plan(checkpoint)
+        plan, track, revisit_since = self._plan(checkpoint)
+        returned: set[str] = set()  # every URI the searches answered with, valid or not
         seen_id = checkpoint.newest_id if checkpoint else None  # the one post a new pass sees again
         while plan.windows:
             window = plan.windows[0]
@@ -252,6 +266,7 @@ class BlueskyCollector:
                     since=_iso(since), until=_iso(until) if until else None)
                 body = self._query("app.bsky.feed.searchPosts", params)
                 views = body.get("posts") if isinstance(body.get("posts"), list) else []
+                returned.update(v["uri"] for v in views if isinstance(v, dict) and isinstance(v.get("uri"), str))
                 fetched += len(views)
                 posts, skipped = self._normalize_all(views, (query,))
                 for post in posts:
@@ -283,6 +298,41 @@ class BlueskyCollector:
                            skipped=skipped, rate_limit_waits=self._take_waits(), cap_hit=cap_hit)
                 if not cursor or not views:
                     break
+        if revisit_since is not None and self._known is not None:
+            changed = self._revisit(query, revisit_since, returned)
+            if changed:
+                yield Page(PLATFORM, key, changed, plan.checkpoint(key) if track else None,
+                           rate_limit_waits=self._take_waits())
+
+    def _revisit(self, query: str, since: datetime, returned: set[str]) -> list[Post]:
+        """Stored posts of this query in the revisited hours that the search no longer returns:
+        deleted upstream (recorded as deletions) or edited so they no longer match (stored as edited)."""
+        assert self._known is not None
+        missing = [(uri, created) for uri, created, queries in self._known(since)
+                   if query in (queries or ()) and uri not in returned]
+        if len(missing) > MAX_REVISIT_CHECKS:
+            log.warning("bluesky: %r: %d stored posts vanished from the search; checking the newest %d",
+                        query, len(missing), MAX_REVISIT_CHECKS)
+            missing = missing[-MAX_REVISIT_CHECKS:]
+        changed: list[Post] = []
+        for uri, created in missing:
+            params = models.AppBskyFeedGetPostThread.Params(uri=uri, depth=0, parent_height=0)
+            try:
+                body = self._query("app.bsky.feed.getPostThread", params)
+            except _Refused as exc:
+                if exc.error != "NotFound":
+                    raise
+                body = {"thread": {"$type": "app.bsky.feed.defs#notFoundPost", "uri": uri, "notFound": True}}
+            thread = body.get("thread") if isinstance(body.get("thread"), dict) else {}
+            if thread.get("$type") == "app.bsky.feed.defs#notFoundPost":
+                # The warehouse keeps the last text it saw and records the deletion as a version.
+                changed.append(Post(PLATFORM, uri, "post", created, "", deleted=True))
+            elif thread.get("$type") == "app.bsky.feed.defs#threadViewPost":
+                try:
+                    changed.append(normalize_post(thread.get("post") or {}))
+                except InvalidItem as exc:
+                    log.warning("bluesky: skipped an invalid revisited post: %s", exc)
+        return changed
 
     def _take_waits(self) -> int:
         waits, self._rate_limit_waits = self._rate_limit_waits, 0
