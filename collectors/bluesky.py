@@ -169,9 +169,9 @@ class BlueskyCollector:
             # No profile lookup: collection needs only the session.
             self.client.login(self._handle, self._password, fetch_bsky_profile=False)
         except (UnauthorizedError, BadRequestError) as exc:
-            raise AuthError(f"Bluesky rejected the login for BLUESKY_HANDLE={self._handle!r} ({exc}); "
-                            "check BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (an app password, not the "
-                            "account password)") from None
+            # The handle stays out of the message: it ends up in runs.error and logs.
+            raise AuthError(f"Bluesky rejected the login ({exc}); check BLUESKY_HANDLE and "
+                            "BLUESKY_APP_PASSWORD (an app password, not the account password)") from None
 
     def _recover_session(self) -> None:
         """The server refused the access token: refresh it through the SDK, else log in again."""

@@ -9,7 +9,7 @@ import threading
 
 from bluesky_support import cli_env, collect, db_path, last_run, posts_every, query, stored_ids, uris, write_config
 
-from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, BlueskyReplay
+from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE, BlueskyReplay
 
 CORPUS = posts_every(35)
 
@@ -34,7 +34,7 @@ def test_rejected_password_is_one_clear_line_and_nothing_is_written(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("leakwatch: error: Bluesky rejected the login")
     assert "401" in lines[0] and "BLUESKY_APP_PASSWORD" in lines[0]
-    assert "wrong-pass-word" not in result.stderr + result.stdout
+    assert "wrong-pass-word" not in result.stderr + result.stdout and DEMO_HANDLE not in result.stderr
     assert not db_path(tmp_path).exists()
 
 

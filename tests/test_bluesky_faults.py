@@ -176,5 +176,5 @@ def test_password_revoked_mid_run_fails_cleanly(tmp_path, server):
     assert summary.status == "failed" and "rejected the login" in summary.error
     run = last_run(tmp_path)
     assert run["status"] == "failed" and "BLUESKY_APP_PASSWORD" in run["error"]
-    assert DEMO_APP_PASSWORD not in run["error"] and "changed" not in run["error"]
+    assert DEMO_APP_PASSWORD not in run["error"] and "changed" not in run["error"] and DEMO_HANDLE not in run["error"]
     assert len(stored_ids(tmp_path)) == 20
