@@ -121,8 +121,10 @@ def test_threads_are_fetched_with_parent_and_root(tmp_path):
     under_gone = item(5, T0 + timedelta(minutes=5), "answer to a deleted reply", kind="reply", parent=gone)
     blocked = item(6, T0 + timedelta(minutes=6), "blocked reply", kind="reply", parent=root)
     lonely = item(7, T0 + timedelta(minutes=7), "Another sora leak post without replies")
-    with BlueskyReplay([root, first, nested, gone, under_gone, blocked, lonely]) as server:
+    broken = item(8, T0 + timedelta(minutes=8), "a reply the SDK refuses", kind="reply", parent=first)
+    with BlueskyReplay([root, first, nested, gone, under_gone, blocked, lonely, broken]) as server:
         server.blocked_ids.add(blocked.id)
+        server.invalid_ids.add(broken.id)
         config = write_config(tmp_path, server, fetch_threads=True)
         result = collect(config)
         assert result.returncode == 0, result.stderr
@@ -130,6 +132,7 @@ def test_threads_are_fetched_with_parent_and_root(tmp_path):
                                                     "FROM posts")}
         # One getPostThread, only for the post that has replies.
         assert [r.arg("uri") for r in server.requests_to(THREAD)] == [post_uri(root)]
+        assert last_run(tmp_path)["skipped"] == 1  # the invalid reply, counted; its siblings stored
     assert set(rows) == uris([root, first, nested, lonely])  # deleted, blocked and orphaned ones are absent
     assert rows[post_uri(nested)] == ("reply", post_uri(first), post_uri(root), [])
     assert rows[post_uri(root)][3] == ["sora leak"]
@@ -156,3 +159,15 @@ def test_second_query_adds_its_name_to_posts_both_match(tmp_path):
         assert collect(config).returncode == 0
         rows = dict(query(tmp_path, "SELECT post_id, matched_queries FROM posts"))
     assert rows == {post_uri(both): ["sora artists", "sora leak"], post_uri(only): ["sora artists"]}
+
+
+def test_bounded_backfill_leaves_the_checkpoint_alone(tmp_path):
+    corpus = posts_every(10, step=timedelta(hours=1))
+    with BlueskyReplay(corpus) as server:
+        config = write_config(tmp_path, server)
+        result = collect(config, "--since", "2024-11-26T14:00:00", "--until", "2024-11-26T18:00:00")
+        assert result.returncode == 0, result.stderr
+        assert stored_ids(tmp_path) == uris(corpus[2:6])  # 14:00 inclusive to 18:00 exclusive
+        assert query(tmp_path, "SELECT count(*) FROM checkpoints") == [(0,)]
+        assert collect(config).returncode == 0  # the incremental pass still covers everything
+        assert stored_ids(tmp_path) == uris(corpus)
