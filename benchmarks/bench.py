@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -91,6 +92,57 @@ def bench_upsert(n: int = 100_000) -> dict[str, float]:
         "reinsert_posts_per_s": round(n / (t2 - t1)),
         "refresh_all_scores_10pct_edited_posts_per_s": round(n / (t4 - t3)),
     }
+
+
+def _generate_labelled_posts(con, n: int, model: str = "bench-model") -> None:
+    """n posts over 20 weeks on two platforms, 50k authors, labels for two targets; all in SQL."""
+    warehouse.configure(con, ["openai", "artists"], model)
+    con.execute("INSERT INTO models (model_id, backend, created_at) VALUES (?, 'bench', now())", [model])
+    con.execute(
+        """
+        INSERT INTO posts (platform, post_id, kind, author_id, text, created_at, first_seen_at, last_seen_at,
+                           like_count, matched_queries, content_hash)
+        SELECT CASE WHEN hash(i, 1) % 3 = 0 THEN 'bluesky' ELSE 'reddit' END,
+               'p' || i, 'post', 'u' || (hash(i, 2) % 50000), 'text ' || i,
+               TIMESTAMPTZ '2024-11-01 00:00:00+00' + to_seconds(CAST(hash(i, 3) % (140 * 86400) AS BIGINT)),
+               now(), now(), hash(i, 4) % 100, ['sora'], 'h'
+        FROM range(?) t(i)""",
+        [n],
+    )
+    con.execute(
+        """
+        INSERT INTO labels
+        SELECT platform, post_id, target, ?,
+               ['favor', 'against', 'none'][CAST(hash(post_id, target) % 3 AS INTEGER) + 1],
+               0.3, 0.3, 0.4, 'h', now()
+        FROM posts, (VALUES ('openai'), ('artists')) v(target)""",
+        [model],
+    )
+
+
+@benchmark("stance_weekly")
+def bench_stance_weekly(n: int = 1_000_000, repeats: int = 5) -> dict[str, float]:
+    """`SELECT * FROM stance_weekly` over 1,000,000 labelled posts, read-only (target: under 1 s)."""
+    figures: dict[str, float] = {"posts": n, "labels": 2 * n}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.duckdb"
+        con = warehouse.open_writer(path)
+        t0 = time.perf_counter()
+        _generate_labelled_posts(con, n)
+        con.execute("CHECKPOINT")
+        figures["generate_seconds"] = round(time.perf_counter() - t0, 1)
+        con.close()
+        with warehouse.reading(path) as reader:
+            for view in ("stance_weekly", "stance_weekly_authors", "stance_daily"):
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    rows = reader.execute(f"SELECT * FROM {view}").fetchall()
+                    times.append(time.perf_counter() - start)
+                figures[f"{view}_rows"] = len(rows)
+                figures[f"{view}_median_seconds"] = round(statistics.median(times), 3)
+                figures[f"{view}_best_seconds"] = round(min(times), 3)
+    return figures
 
 
 def main() -> None:

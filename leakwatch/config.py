@@ -7,7 +7,7 @@ import tomllib
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -83,6 +83,28 @@ class ExportSettings(_Section):
     dir: str = "exports"
 
 
+class KeyDate(_Section):
+    date: date
+    label: str = Field(min_length=1, max_length=60)
+
+
+class ReportSettings(_Section):
+    # Folder for report.html and its PNGs, relative to data_dir.
+    dir: str = "report"
+    # Period of the stance plots and tables: "day" or "week" (ISO weeks, Monday to Sunday, UTC).
+    period: Literal["day", "week"] = "day"
+    # Dates marked on every time plot.
+    key_dates: list[KeyDate] = [
+        KeyDate(date=date(2024, 11, 26), label="Sora leak"),
+        KeyDate(date=date(2024, 12, 9), label="Sora public release"),
+    ]
+    # Bootstrap resamples for the adjusted shares' intervals, and the seed that makes them repeatable.
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000)
+    seed: int = Field(20241126, ge=0)
+    # Most-engaged posts listed per target and stance.
+    top_posts: int = Field(5, ge=0, le=100)
+
+
 class Settings(_Section):
     data_dir: str = "leakwatch-data"
     warehouse: WarehouseSettings = WarehouseSettings()
@@ -90,6 +112,7 @@ class Settings(_Section):
     bluesky: BlueskySettings
     stance: StanceSettings
     export: ExportSettings = ExportSettings()
+    report: ReportSettings = ReportSettings()
 
 
 class Config:
@@ -111,6 +134,10 @@ class Config:
     @property
     def export_dir(self) -> Path:
         return self.data_dir / self.settings.export.dir
+
+    @property
+    def report_dir(self) -> Path:
+        return self.data_dir / self.settings.report.dir
 
     @property
     def target_names(self) -> list[str]:
