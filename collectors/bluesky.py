@@ -176,7 +176,9 @@ class BlueskyCollector:
     def _recover_session(self) -> None:
         """The server refused the access token: refresh it through the SDK, else log in again."""
         try:
-            self.client._refresh_and_set_session()  # the SDK's own refreshSession + session update
+            # The SDK's own refreshSession + session update (atproto 0.0.73 has no public name for it;
+            # its proactive refresh only looks at the JWT's exp, not at the server's answer).
+            self.client._refresh_and_set_session()
             log.info("bluesky: session refreshed after the server refused the access token")
         except (BadRequestError, UnauthorizedError, LoginRequiredError) as exc:
             log.info("bluesky: session refresh failed (%s); logging in again", exc)
