@@ -42,8 +42,23 @@ class RedditSettings(_Section):
     subreddits: list[str] = Field(min_length=1)
     interval_minutes: float = Field(60, gt=0)
     # API endpoints; the demo and tests point these at the local replay server.
-    oauth_url: str = "https://oauth.reddit.com"
-    reddit_url: str = "https://www.reddit.com"
+    oauth_url: str = Field("https://oauth.reddit.com", pattern=r"^https?://")
+    reddit_url: str = Field("https://www.reddit.com", pattern=r"^https?://")
+    # Submissions per search request (Reddit serves at most 100).
+    page_size: int = Field(100, ge=1, le=100)
+    # Reddit stops every listing near this many items; a scan ending there is recorded as a cap hit.
+    listing_cap: int = Field(1000, ge=1)
+    # `more` links resolved per thread (one request each); 0 keeps only the first answer's comments.
+    replace_more_limit: int = Field(32, ge=0)
+    # Threads younger than this are refetched on later passes (new comments, edits, deletions); 0 = never.
+    refresh_days: float = Field(3, ge=0)
+    # Seconds to wait for an answer before prawcore retries.
+    timeout_seconds: float = Field(16, gt=0)
+    # Extra attempts, with exponential backoff and jitter, once prawcore's own retries gave up.
+    retries: int = Field(3, ge=0)
+    backoff_seconds: float = Field(2, ge=0)
+    # The longest Retry-After the collector waits out; a longer one ends the run as failed.
+    max_wait_seconds: float = Field(600, ge=0)
 
 
 class BlueskySettings(_Section):
