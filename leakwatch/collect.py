@@ -74,6 +74,9 @@ def run_collection(
             log.warning("%s: %d earlier run(s) had been interrupted; resuming from checkpoints",
                         platform, abandoned)
         checkpoints = warehouse.get_checkpoints(con, platform)
+        if hasattr(collector, "use_known_posts"):
+            # Collectors that revisit recent posts (to notice edits and deletions) ask what is stored.
+            collector.use_known_posts(lambda since: _known_posts(path, platform, since))
         summary = RunSummary(warehouse.start_run(con, platform, collector.query_keys()), platform, "running")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console or Console(stderr=True), transient=True,
@@ -131,3 +134,16 @@ def _add_waits(path, run_id: int, waits: int) -> None:
             warehouse.add_to_run(con, run_id, rate_limit_waits=waits)
     except warehouse.WarehouseError as exc:
         log.error("could not count %d rate-limit waits on run %d: %s", waits, run_id, exc)
+
+
+def _known_posts(path, platform: str, since: datetime) -> list[tuple[str, datetime, list[str]]]:
+    """Stored, not yet deleted posts created since `since`: id, created_at, matched queries.
+
+    A short connection of its own: the pass holds none between pages.
+    """
+    with warehouse.writing(path) as con:
+        return con.execute(
+            "SELECT post_id, created_at, matched_queries FROM posts "
+            "WHERE platform = ? AND created_at >= ? AND NOT deleted ORDER BY created_at",
+            [platform, since],
+        ).fetchall()
