@@ -9,18 +9,21 @@ import sys
 import time
 from pathlib import Path
 
+from bluesky_support import posts_every, uris
 from conftest import REDDIT_ENV, REPO, cli_env, reddit_section, run_cli
 
 import warehouse
+from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE, BlueskyReplay
 from collectors.replay.server import Fault
 
 # Labelling has its own test (the chain); these look at collection alone.
+DAEMON_ENV = {**REDDIT_ENV, "BLUESKY_HANDLE": DEMO_HANDLE, "BLUESKY_APP_PASSWORD": DEMO_APP_PASSWORD}
 SCHEDULE = {"jitter_seconds": 0, "shutdown_grace_seconds": 15, "classify_after_collect": False}
 
 
 def start_daemon(config: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "leakwatch", "--config", str(config), "run", *args],
-                            cwd=REPO, env=cli_env(REDDIT_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=REPO, env=cli_env(DAEMON_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
@@ -43,33 +46,46 @@ def runs(db: Path) -> list[tuple]:
     return query(db, "SELECT run_id, platform, status FROM runs ORDER BY run_id") if db.exists() else []
 
 
-def test_scheduled_passes_fire_on_the_interval_and_pick_up_new_posts(reddit_corpus, reddit_server, make_config):
+def test_scheduled_passes_fire_on_the_interval_take_turns_and_pick_up_new_posts(
+        reddit_corpus, reddit_server, make_config):
     first = [reddit_corpus.submission(10 * i) for i in range(6)]
     server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(100))
-    path, config = make_config(reddit=reddit_section(server, interval_minutes=0.02),  # every 1.2 s
-                               bluesky={"enabled": False}, schedule=SCHEDULE)
+    bluesky_items = posts_every(8)
+    bluesky = BlueskyReplay(bluesky_items).start()
+    every_second = 0.02  # minutes: a pass every 1.2 s
+    path, config = make_config(
+        reddit=reddit_section(server, interval_minutes=every_second),
+        bluesky={"service_url": bluesky.url, "start_date": "2024-11-01", "fetch_threads": False,
+                 "retry_base_seconds": 0.01, "timeout_seconds": 5, "interval_minutes": every_second},
+        schedule=SCHEDULE)
     db = config.warehouse_path
     daemon = start_daemon(path)
     try:
-        wait_until(lambda: any(r[2] == "ok" for r in runs(db)), daemon, "the first pass")
+        wait_until(lambda: {r[1] for r in runs(db) if r[2] == "ok"} == {"reddit", "bluesky"}, daemon,
+                   "a first pass of each platform")
         later = [reddit_corpus.submission(200 + i) for i in range(3)]
         server.add_items(later)
         server.now = reddit_corpus.at(300)
-        wait_until(lambda: query(db, "SELECT count(*) FROM posts")[0][0] == 9, daemon, "a later pass")
+        wait_until(lambda: query(db, "SELECT count(*) FROM posts WHERE platform = 'reddit'")[0][0] == 9, daemon,
+                   "a later pass")
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=60)
+        bluesky.stop()
     assert daemon.returncode == 0, err
-    assert {row[0] for row in query(db, "SELECT post_id FROM posts")} == {f"t3_{s.id}" for s in first + later}
+    stored = {row[0] for row in query(db, "SELECT post_id FROM posts")}
+    assert stored == {f"t3_{s.id}" for s in first + later} | uris(bluesky_items)
     statuses = [r[2] for r in runs(db)]
-    assert len(statuses) >= 2 and set(statuses) <= {"ok", "interrupted"}
-    # Passes never overlap: each starts after the previous one finished.
+    assert len(statuses) >= 3 and set(statuses) <= {"ok", "interrupted"}
+    # Passes never overlap, of one platform or of both: each starts after the previous one finished.
     spans = query(db, "SELECT started_at, finished_at FROM runs WHERE status = 'ok' ORDER BY run_id")
     pairs = zip(spans, spans[1:], strict=False)
     assert all(later_start >= earlier_end for (_, earlier_end), (later_start, _) in pairs)
     log_text = (config.data_dir / "logs" / "leakwatch.log").read_text(encoding="utf-8")
-    assert "collect reddit: starting" in log_text and "daemon stopped cleanly" in log_text
-    assert REDDIT_ENV["REDDIT_CLIENT_SECRET"] not in log_text + out + err
+    assert "collect reddit: starting" in log_text and "collect bluesky: starting" in log_text
+    assert "daemon stopped cleanly" in log_text
+    for secret in (REDDIT_ENV["REDDIT_CLIENT_SECRET"], DEMO_APP_PASSWORD):
+        assert secret not in log_text + out + err
 
 
 def test_sigterm_mid_collection_stops_cleanly_and_the_next_pass_resumes(reddit_corpus, reddit_server, make_config):
