@@ -207,6 +207,29 @@ def bench_stance_weekly(n: int = 1_000_000, repeats: int = 5) -> dict[str, float
     return figures
 
 
+@benchmark("export")
+def bench_export(n: int = 200_000) -> dict[str, float]:
+    """`leakwatch export` of every complete week: 200,000 labelled posts over 20 weeks, to CSV."""
+    from leakwatch.config import default_config_text, parse_config
+    from leakwatch.export import export_weeks
+
+    figures: dict[str, float] = {"posts": n}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = parse_config(default_config_text(), "bench config", Path(tmp))
+        con = warehouse.open_writer(config.warehouse_path)
+        _generate_labelled_posts(con, n)
+        con.close()
+        started = time.perf_counter()
+        weeks = export_weeks(config)
+        seconds = time.perf_counter() - started
+        figures["weeks"] = len(weeks)
+        figures["exported_posts"] = sum(w.posts for w in weeks)
+        figures["export_seconds"] = round(seconds, 2)
+        figures["posts_per_s"] = round(figures["exported_posts"] / seconds)
+        figures["csv_megabytes"] = round(sum(f.stat().st_size for f in Path(config.export_dir).rglob("*.csv")) / 1e6, 1)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append",
