@@ -112,6 +112,7 @@ def run_collection(
             raise
         except Exception as exc:
             _finish(path, summary.run_id, "failed", f"{type(exc).__name__}: {exc}")
+            exc.leakwatch_run_id = summary.run_id  # type: ignore[attr-defined]  (already on a run row)
             raise
         if summary.status == "running":
             summary.status = "ok"

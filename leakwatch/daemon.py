@@ -25,10 +25,8 @@ import filelock
 from rich.console import Console
 
 import warehouse
-from collectors.base import CollectorError
 
-from .config import Config, ConfigError
-from .export import ExportError
+from .config import Config
 from .logs import FILE_ONLY, redact
 
 log = logging.getLogger(__name__)
@@ -107,10 +105,11 @@ class Daemon:
         try:
             collector = make_collector(self.config, platform, None, None)
             summary = run_collection(self.config, collector, None, stop=self.stop)
-        except (ConfigError, CollectorError, warehouse.WarehouseError, ImportError) as exc:
+        except Exception as exc:
             # Failures before the run row existed (missing secret, rejected credentials, busy
-            # warehouse): record them here. Failures mid-pass are already on the run row.
-            self._record_failure(platform, exc)
+            # warehouse) are recorded here; failures mid-pass are already on their run row.
+            if getattr(exc, "leakwatch_run_id", None) is None:
+                self._record_failure(platform, exc)
             raise
         log.info("%s", summary.line())
         if summary.status == "failed":
@@ -277,7 +276,10 @@ class JobFailed(Exception):
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    return isinstance(exc, ConfigError | CollectorError | warehouse.WarehouseError | ExportError)
+    """An error whose message is meant for the user (no traceback needed): the CLI's list."""
+    from .cli import USER_ERRORS
+
+    return isinstance(exc, USER_ERRORS)
 
 
 def _hard_exit(code: int) -> None:
