@@ -195,3 +195,26 @@ def test_a_reader_waits_for_a_writer_in_another_process_then_answers(tmp_path, m
     assert result.returncode == 0, result.stderr
     assert result.stdout == "n\n1\n"
     assert "busy" in result.stderr and "waiting" in result.stderr
+
+
+def test_a_failed_pass_is_recorded_and_the_daemon_keeps_going(reddit_corpus, reddit_server, make_config):
+    for i in range(4):
+        reddit_corpus.submission(10 * i)
+    server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(100))
+    server.add_fault(Fault("5xx", "/r/all/search", times=10_000))  # Reddit is down
+    path, config = make_config(reddit=reddit_section(server, interval_minutes=0.02, retries=0),
+                               bluesky={"enabled": False}, schedule=SCHEDULE)
+    db = config.warehouse_path
+    daemon = start_daemon(path)
+    try:
+        wait_until(lambda: any(r[2] == "failed" for r in runs(db)), daemon, "a failed pass")
+        server.clear_faults()  # Reddit is back
+        wait_until(lambda: any(r[2] == "ok" for r in runs(db)), daemon, "a pass after the outage")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    [(error,)] = query(db, "SELECT error FROM runs WHERE run_id = 1")
+    assert query(db, "SELECT status FROM runs WHERE run_id = 1") == [("failed",)] and error
+    assert query(db, "SELECT count(*) FROM posts")[0][0] == 4
+    assert "collect reddit failed" in err and "Traceback" not in err
