@@ -148,7 +148,8 @@ def test_a_stuck_job_does_not_hold_up_shutdown(reddit_corpus, reddit_server, mak
     assert query(db, "SELECT count(*), count(DISTINCT post_id) FROM post_versions") == [(10, 10)]
 
 
-def test_readers_in_other_processes_work_while_the_daemon_writes(reddit_corpus, reddit_server, make_config):
+def test_readers_in_other_processes_work_while_the_daemon_writes(tmp_path, reddit_corpus, reddit_server,
+                                                                 make_config):
     for i in range(40):
         reddit_corpus.comment(reddit_corpus.submission(10 * i), 10 * i + 5)
     server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(1000))
@@ -160,16 +161,23 @@ def test_readers_in_other_processes_work_while_the_daemon_writes(reddit_corpus, 
     try:
         wait_until(lambda: bool(runs(db)) and query(db, "SELECT count(*) FROM posts")[0][0] > 0, daemon,
                    "the first committed page")
+        others = [("export", "--week", "2024-W48", "--out", str(tmp_path / "exports")),
+                  ("report", "--out", str(tmp_path / "report")), ("status", "--json")]
         while query(db, "SELECT status FROM runs ORDER BY run_id DESC LIMIT 1")[0][0] == "running":
             result = run_cli(path, "sql", "--csv", "SELECT count(*) AS n FROM posts")
             assert result.returncode == 0, result.stderr
             answers.append(int(result.stdout.split()[1]))
-            assert run_cli(path, "status", "--json").returncode == 0
+            if others:
+                result = run_cli(path, *others.pop(0))
+                assert result.returncode == 0, result.stderr
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err
     assert len(answers) >= 2 and answers == sorted(answers)  # readers saw the pass progress
+    assert not others, "the pass ended before every reader had its turn"
+    assert (tmp_path / "exports" / "2024-W48" / "manifest.json").exists()
+    assert (tmp_path / "report" / "report.html").exists()
     assert query(db, "SELECT status FROM runs") == [("ok",)]  # and the writer was never locked out
     assert query(db, "SELECT count(*) FROM posts")[0][0] == 80
 
