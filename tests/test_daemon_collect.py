@@ -226,3 +226,38 @@ def test_a_failed_pass_is_recorded_and_the_daemon_keeps_going(reddit_corpus, red
     assert query(db, "SELECT status FROM runs WHERE run_id = 1") == [("failed",)] and error
     assert query(db, "SELECT count(*) FROM posts")[0][0] == 4
     assert "collect reddit failed" in err and "Traceback" not in err
+
+
+def test_each_scheduled_collection_is_followed_by_labelling(reddit_corpus, reddit_server, make_config):
+    """The chain collect → classify, with a small model trained for the test (real MiniLM weights)."""
+    first = [reddit_corpus.submission(10 * i, text=f"Artists deserve pay #{i}") for i in range(4)]
+    server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(100))
+    path, config = make_config(reddit=reddit_section(server, interval_minutes=0.02), bluesky={"enabled": False},
+                               schedule={**SCHEDULE, "classify_after_collect": True})
+    trained = run_cli(path, "train", "--limit", "8", "--epochs", "1", timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    db = config.warehouse_path
+    [(model_id,)] = query(db, "SELECT model_id FROM models")
+
+    def labelled() -> set[str]:
+        return {row[0] for row in query(db, f"SELECT DISTINCT post_id FROM labels WHERE model_id = '{model_id}'")}
+
+    daemon = start_daemon(path)
+    try:
+        wait_until(lambda: labelled() == {f"t3_{s.id}" for s in first}, daemon, "labels on the first pass",
+                   timeout=120)
+        later = [reddit_corpus.submission(200 + i, text=f"OpenAI should pay its testers #{i}") for i in range(2)]
+        server.add_items(later)
+        server.now = reddit_corpus.at(300)
+        wait_until(lambda: labelled() == {f"t3_{s.id}" for s in first + later}, daemon,
+                   "labels on the posts of a later pass", timeout=120)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert query(db, "SELECT count(*) FROM labels")[0][0] == 2 * 6  # two targets, each post once
+    assert query(db, "SELECT value FROM settings WHERE key = 'current_model'") == [(model_id,)]
+    log_text = (config.data_dir / "logs" / "leakwatch.log").read_text(encoding="utf-8")
+    collect_at, classify_at = log_text.index("reddit: run 1 ok"), log_text.index("classify: ")
+    assert collect_at < classify_at  # labelling follows the collection
+    assert "classify failed" not in log_text
