@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from bluesky_support import posts_every, uris
 from conftest import REDDIT_ENV, REPO, cli_env, reddit_section, run_cli
 
