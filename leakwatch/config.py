@@ -60,6 +60,8 @@ class Target(_Section):
 
 class StanceSettings(_Section):
     model: str = ""
+    # Posts per inference batch (length-sorted); larger is a little faster and uses more memory.
+    batch_size: int = Field(64, ge=1, le=4096)
     targets: list[Target] = Field(min_length=1)
 
 
