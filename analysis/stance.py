@@ -153,6 +153,7 @@ class FineTunedStance:
 
     @classmethod
     def load(cls, model_dir: str | Path, batch_size: int = 64) -> FineTunedStance:
+        quiet_transformers()
         model_dir = Path(model_dir)
         card = read_card(model_dir)
         try:
@@ -214,6 +215,7 @@ class NliStance:
         self.batch_size = batch_size
         self.max_length = max_length
         self.model_id = nli_model_id(model_ref, self.specs, self.templates)
+        quiet_transformers()
         local = Path(model_ref).expanduser()
         where = str(local) if local.is_dir() else model_ref
         try:

@@ -154,8 +154,9 @@ def train_model(
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
     generator = torch.Generator().manual_seed(hp.seed)
 
+    source = f"{data.source} (sha256 {data.sha256[:12]})"
     started = time.monotonic()
-    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    best: tuple[float, int, dict[str, torch.Tensor], dict[str, Any]] | None = None
     history: list[dict[str, Any]] = []
     step = 0
     for epoch in range(1, hp.epochs + 1):
@@ -177,21 +178,21 @@ def train_model(
             if progress:
                 progress(TrainProgress(step, total_steps, epoch, loss.item()))
         model.eval()
-        val_f1 = _mean_f1(_score(backend, validation, targets, "validation")) if validation else None
+        val_metrics = _score(backend, validation, targets, f"validation split of {source}") if validation else {}
+        val_f1 = _mean_f1(val_metrics) if validation else None
         history.append({"epoch": epoch, "train_loss": epoch_loss / len(train), "validation_macro_f1": val_f1})
         if progress:
             progress(TrainProgress(step, total_steps, epoch, epoch_loss / len(train), val_f1))
         # Keep the epoch with the best validation score (the last one when there is no validation).
         score = val_f1 if val_f1 is not None else float(epoch)
         if best is None or score > best[0]:
-            best = (score, epoch, copy.deepcopy(model.state_dict()))
+            best = (score, epoch, copy.deepcopy(model.state_dict()), val_metrics)
     assert best is not None
     model.load_state_dict(best[2])
     model.eval()
     seconds = time.monotonic() - started
 
-    source = f"{data.source} (sha256 {data.sha256[:12]})"
-    validation_metrics = _score(backend, validation, targets, f"validation split of {source}") if validation else {}
+    validation_metrics = best[3]
     test_metrics = _score(backend, test, targets, f"test split of {source}") if test else {}
     card = {
         "model_id": model_id,

@@ -157,8 +157,8 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
     trained = run_training(app.config, app.err, hp, data_csv)
     if trained.metrics:
         print_evaluation(app.console, trained.model_id, trained.metrics)
-    app.console.print(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "
-                      f"(epoch {trained.card['selected_epoch']} of {hp.epochs} chosen on validation)")
+    click.echo(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "
+               f"(epoch {trained.card['selected_epoch']} of {hp.epochs} chosen on validation)")
     return 0
 
 
@@ -171,7 +171,7 @@ def classify(app: App, model: str | None, relabel: bool) -> int:
     from .classify import run_classification
 
     summary = run_classification(app.config, app.err, relabel=relabel, model=model)
-    app.console.print(summary.line())
+    click.echo(summary.line())
     return 0
 
 

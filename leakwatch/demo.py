@@ -45,4 +45,4 @@ def _label_posts(config: Config, console: Console) -> None:
 
     hp = HyperParameters(epochs=1, limit=32) if os.environ.get(QUICK_MODEL_ENV) == "1" else HyperParameters()
     ensure_default_model(config, console, hp)
-    console.print(run_classification(config, console).line())
+    console.print(run_classification(config, console).line(), soft_wrap=True)

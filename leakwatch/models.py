@@ -81,10 +81,12 @@ def load_backend(config: Config, con: duckdb.DuckDBPyConnection, override: str |
             register_folder(con, folder)
             info = warehouse.get_model(con, spec)
     else:
-        models = warehouse.list_models(con)
-        if not models:
+        from analysis.stance import FINETUNED_BACKEND
+
+        trained = [m for m in warehouse.list_models(con) if m.backend == FINETUNED_BACKEND]
+        if not trained:
             raise ModelError(f"no stance model yet: {NO_MODEL_HINT}")
-        info = models[0]
+        info = trained[0]
     assert info is not None
     if info.backend == "nli":
         return _load_nli(config, con, info.base_weights or "")

@@ -95,7 +95,7 @@ def posts_to_label(
          WHERE l.platform = p.platform AND l.post_id = p.post_id AND l.model_id = $model_id
            AND l.target IN (SELECT unnest($targets)) AND l.content_hash = p.content_hash) < len($targets)
     """
-    return con.execute(
+    return con.sql(
         f"""
         SELECT platform, post_id, content_hash,
                CASE WHEN coalesce(title, '') = '' THEN text
@@ -103,7 +103,7 @@ def posts_to_label(
         FROM posts p WHERE {condition}
         ORDER BY platform, post_id
         """,
-        {"model_id": model_id, "targets": targets} if not relabel else {},
+        params={"model_id": model_id, "targets": targets} if not relabel else None,
     ).to_arrow_table()
 
 
@@ -111,6 +111,7 @@ def write_labels(con: duckdb.DuckDBPyConnection, labels: pa.Table) -> int:
     """Insert or refresh one model's labels in one set-based statement; returns rows written."""
     if labels.num_rows == 0:
         return 0
+    con.complete()  # DuckDB 2 refuses register() while an earlier fetchone() result is unfinished
     con.register("label_batch", labels.cast(LABEL_SCHEMA))
     try:
         con.execute(
