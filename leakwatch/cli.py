@@ -12,6 +12,7 @@ from rich.console import Console
 
 import warehouse
 from analysis.errors import DatasetError, ModelError
+from analysis.trend_errors import TrendsError
 from collectors.base import CollectorError
 
 from . import sql as sql_mod
@@ -26,6 +27,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     warehouse.WarehouseError,
     sql_mod.SqlError,
     CollectorError,
+    TrendsError,
     DatasetError,
     ModelError,
 )
@@ -133,6 +135,63 @@ def status(app: App, as_json: bool) -> int:
         click.echo(json.dumps(info, default=str, indent=1))
     else:
         status_mod.show(info, app.console)
+    return 0
+
+
+def _window(since: str | None, until: str | None):
+    from analysis.trends import Window
+
+    start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
+    window = Window(start.date() if start else None, end.date() if end else None)
+    if window.since and window.until and window.since > window.until:
+        raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since")
+    return window
+
+
+_PERIOD = click.option("--period", type=click.Choice(["day", "week"]),
+                       help="Days or ISO weeks (default: report.period in the config).")
+_AUTHORS = click.option("--authors", is_flag=True,
+                        help="One vote per author per period (their most frequent label; ties count as none).")
+_SINCE = click.option("--since", help="First UTC date (YYYY-MM-DD); weekly figures widen it to its Monday.")
+_UNTIL = click.option("--until", help="Last UTC date (YYYY-MM-DD); weekly figures widen it to its Sunday.")
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.html and the PNGs (default: report.dir in the data folder).")
+@_SINCE
+@_UNTIL
+@_PERIOD
+@_AUTHORS
+@pass_app
+def report(app: App, out_dir: Path | None, since: str | None, until: str | None, period: str | None,
+           authors: bool) -> int:
+    """Stance-over-time plots (PNG) and one self-contained HTML page."""
+    from .report import write_report_for
+
+    page = write_report_for(app.config, out_dir, _window(since, until), period, authors, app.err)
+    app.console.print(f"report: {page}")
+    return 0
+
+
+@cli.command()
+@_PERIOD
+@_AUTHORS
+@_SINCE
+@_UNTIL
+@click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option("--platform", "platforms", multiple=True, type=click.Choice(["reddit", "bluesky", "all"]),
+              help="Only this platform; 'all' is both together (repeatable).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV with every column.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records with every column.")
+@pass_app
+def trends(app: App, period: str | None, authors: bool, since: str | None, until: str | None,
+           targets: tuple[str, ...], platforms: tuple[str, ...], as_csv: bool, as_json: bool) -> int:
+    """Stance shares per period, target and platform, as classified and adjusted for classifier errors."""
+    from .report import print_trends
+
+    print_trends(app.config, _window(since, until), period, authors, list(targets), list(platforms),
+                 "csv" if as_csv else "json" if as_json else "table", app.console, app.err)
     return 0
 
 

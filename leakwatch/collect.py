@@ -86,6 +86,11 @@ def run_collection(
                         f"({summary.inserted} new) — {page.query_key}"))
             except CollectorError as exc:
                 summary.status, summary.error = "failed", str(exc)
+                # Waits spent on the request that finally failed belong to no committed page.
+                waits = int(getattr(exc, "rate_limit_waits", 0) or 0)
+                if waits:
+                    warehouse.add_to_run(con, summary.run_id, rate_limit_waits=waits)
+                    summary.rate_limit_waits += waits
             except (KeyboardInterrupt, SystemExit):
                 warehouse.finish_run(con, summary.run_id, "interrupted", "stopped by the user")
                 raise

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,8 +42,23 @@ class RedditSettings(_Section):
     subreddits: list[str] = Field(min_length=1)
     interval_minutes: float = Field(60, gt=0)
     # API endpoints; the demo and tests point these at the local replay server.
-    oauth_url: str = "https://oauth.reddit.com"
-    reddit_url: str = "https://www.reddit.com"
+    oauth_url: str = Field("https://oauth.reddit.com", pattern=r"^https?://")
+    reddit_url: str = Field("https://www.reddit.com", pattern=r"^https?://")
+    # Submissions per search request (Reddit serves at most 100).
+    page_size: int = Field(100, ge=1, le=100)
+    # Reddit stops every listing near this many items; a scan ending there is recorded as a cap hit.
+    listing_cap: int = Field(1000, ge=1)
+    # `more` links resolved per thread (one request each); 0 keeps only the first answer's comments.
+    replace_more_limit: int = Field(32, ge=0)
+    # Threads younger than this are refetched on later passes (new comments, edits, deletions); 0 = never.
+    refresh_days: float = Field(3, ge=0)
+    # Seconds to wait for an answer before prawcore retries.
+    timeout_seconds: float = Field(16, gt=0)
+    # Extra attempts, with exponential backoff and jitter, once prawcore's own retries gave up.
+    retries: int = Field(3, ge=0)
+    backoff_seconds: float = Field(2, ge=0)
+    # The longest Retry-After the collector waits out; a longer one ends the run as failed.
+    max_wait_seconds: float = Field(600, ge=0)
 
 
 class BlueskySettings(_Section):
@@ -69,6 +85,28 @@ class ExportSettings(_Section):
     dir: str = "exports"
 
 
+class KeyDate(_Section):
+    date: date
+    label: str = Field(min_length=1, max_length=60)
+
+
+class ReportSettings(_Section):
+    # Folder for report.html and its PNGs, relative to data_dir.
+    dir: str = "report"
+    # Period of the stance plots and tables: "day" or "week" (ISO weeks, Monday to Sunday, UTC).
+    period: Literal["day", "week"] = "day"
+    # Dates marked on every time plot.
+    key_dates: list[KeyDate] = [
+        KeyDate(date=date(2024, 11, 26), label="Sora leak"),
+        KeyDate(date=date(2024, 12, 9), label="Sora public release"),
+    ]
+    # Bootstrap resamples for the adjusted shares' intervals, and the seed that makes them repeatable.
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000)
+    seed: int = Field(20241126, ge=0)
+    # Most-engaged posts listed per target and stance.
+    top_posts: int = Field(5, ge=0, le=100)
+
+
 class Settings(_Section):
     data_dir: str = "leakwatch-data"
     warehouse: WarehouseSettings = WarehouseSettings()
@@ -76,6 +114,7 @@ class Settings(_Section):
     bluesky: BlueskySettings
     stance: StanceSettings
     export: ExportSettings = ExportSettings()
+    report: ReportSettings = ReportSettings()
 
 
 class Config:
@@ -97,6 +136,10 @@ class Config:
     @property
     def export_dir(self) -> Path:
         return self.data_dir / self.settings.export.dir
+
+    @property
+    def report_dir(self) -> Path:
+        return self.data_dir / self.settings.report.dir
 
     @property
     def target_names(self) -> list[str]:

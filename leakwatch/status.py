@@ -35,7 +35,10 @@ def gather(path: Path) -> dict[str, Any]:
                        inserted, updated, skipped, rate_limit_waits, caps_hit, error
                 FROM runs ORDER BY run_id DESC LIMIT 8"""),
             "checkpoints": _rows(con, """
-                SELECT platform, query_key, newest_created_at, cursor IS NOT NULL AS mid_backfill,
+                SELECT platform, query_key, newest_created_at,
+                       -- a Reddit cursor also lists recent threads; only its `resume` part means mid-scan
+                       CASE WHEN platform = 'reddit' THEN coalesce(cursor, '') LIKE '%"resume":{%'
+                            ELSE cursor IS NOT NULL END AS mid_backfill,
                        updated_at
                 FROM checkpoints ORDER BY platform, query_key"""),
             "labels": _rows(con, """

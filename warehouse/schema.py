@@ -118,6 +118,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE TABLE settings (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
         """,
     ),
+    (
+        2,
+        "stance views: empty periods kept, intervals for every share, one-vote-per-author views",
+        # Views hold no data, so a new definition is a migration that drops the old ones: the
+        # connection recreates every view after any migration (warehouse.views.create_views). A
+        # migration rather than "recreate on every writer open" so that a file only ever opened by
+        # readers (`sql`, `report`) is upgraded too, via open_reader's upgrade path.
+        """
+        DROP VIEW IF EXISTS stance_daily;
+        DROP VIEW IF EXISTS stance_weekly;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -131,7 +143,9 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     ).fetchone()[0]
     if not exists:
         return 0
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    # fetchall, not fetchone: DuckDB 2 keeps a half-read result open, and a later register() on
+    # this connection (the Arrow bulk inserts) then fails with "unfinished result".
+    row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
     return int(row[0] or 0)
 
 

@@ -1,8 +1,26 @@
 """Views users query with plain SQL.
 
 `stance_labels` is the long form of the current model's labels; `posts_labeled` pivots it into one
-column per configured target; `stance_daily` / `stance_weekly` aggregate it per target and platform
-(platform 'all' for both together) with 95% Wilson intervals for each share.
+column per configured target. The period views aggregate it per period, target and platform
+(platform 'all' for both together):
+
+- `stance_daily` / `stance_weekly`: one row per labelled post; counts per label, shares and 95%
+  Wilson intervals for each share.
+- `stance_daily_authors` / `stance_weekly_authors`: one vote per author per period, so a few
+  prolific accounts cannot dominate. An author's vote is the label they used most often for that
+  target in that period; a tie between labels counts as 'none' (a split author takes no side).
+  Posts without a known author each count as their own author.
+
+Empty periods are kept, not dropped: every day (week) between the first and the last labelled post
+appears for every target and platform, with zero counts and NULL shares and intervals, so a gap in
+the data is visible as a gap rather than silently joined over by a line.
+
+Periods are UTC calendar days, and ISO weeks starting on Monday (`period` is that Monday's date),
+computed in UTC whatever the session's time zone.
+
+These definitions are (re)created by `create_views` after every schema migration; a change to them
+ships as a new migration in `schema.py` so that existing files, including ones only ever opened by
+readers, get the new definitions on their next open.
 """
 
 from __future__ import annotations
@@ -14,13 +32,17 @@ import duckdb
 
 _TARGET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
+LABELS = ("favor", "against", "none")
+
+# Wilson score interval for k successes in n trials at 95% (z = the normal 97.5% quantile);
+# NULL when n = 0.
 _STATIC_VIEWS = """
-CREATE OR REPLACE MACRO wilson_low(k, n) AS CASE WHEN n = 0 THEN NULL ELSE
-    greatest(0.0, ((k / n) + 1.920729 / n
-      - 1.959964 * sqrt((k / n) * (1 - k / n) / n + 0.960365 / (n * n))) / (1 + 3.841459 / n)) END;
-CREATE OR REPLACE MACRO wilson_high(k, n) AS CASE WHEN n = 0 THEN NULL ELSE
-    least(1.0, ((k / n) + 1.920729 / n
-      + 1.959964 * sqrt((k / n) * (1 - k / n) / n + 0.960365 / (n * n))) / (1 + 3.841459 / n)) END;
+CREATE OR REPLACE MACRO wilson_bound(k, n, z) AS
+    (k / n + z * z / (2 * n) + z * sqrt((k / n) * (1 - k / n) / n + z * z / (4 * n * n))) / (1 + z * z / n);
+CREATE OR REPLACE MACRO wilson_low(k, n) AS
+    CASE WHEN n = 0 THEN NULL ELSE greatest(0.0, wilson_bound(k, n, -1.959963984540054)) END;
+CREATE OR REPLACE MACRO wilson_high(k, n) AS
+    CASE WHEN n = 0 THEN NULL ELSE least(1.0, wilson_bound(k, n, 1.959963984540054)) END;
 
 CREATE OR REPLACE VIEW stance_labels AS
 SELECT p.platform, p.post_id, p.author_id, p.created_at, l.target, l.label,
@@ -30,34 +52,102 @@ JOIN labels l ON l.platform = p.platform AND l.post_id = p.post_id
 WHERE l.model_id = (SELECT value FROM settings WHERE key = 'current_model');
 """
 
+# UTC day / ISO week (Monday) of a TIMESTAMPTZ, independent of the session's TimeZone setting.
+PERIOD_BUCKETS = {
+    "day": "CAST(timezone('UTC', created_at) AS DATE)",
+    "week": "CAST(date_trunc('week', timezone('UTC', created_at)) AS DATE)",
+}
+PERIOD_STEP = {"day": "INTERVAL 1 DAY", "week": "INTERVAL 7 DAY"}
+PERIOD_VIEWS = {
+    ("day", "posts"): "stance_daily",
+    ("week", "posts"): "stance_weekly",
+    ("day", "authors"): "stance_daily_authors",
+    ("week", "authors"): "stance_weekly_authors",
+}
 
-def _period_view(name: str, bucket: str) -> str:
+
+def _share_columns(unit: str) -> str:
+    columns = []
+    for label in LABELS:
+        columns.append(
+            f"{label} / nullif({unit}, 0) AS share_{label}, "
+            f"wilson_low({label}, {unit}) AS share_{label}_low, "
+            f"wilson_high({label}, {unit}) AS share_{label}_high"
+        )
+    return ",\n       ".join(columns)
+
+
+def _counted_posts(bucket: str) -> str:
     return f"""
-CREATE OR REPLACE VIEW {name} AS
-WITH counted AS (
     SELECT {bucket} AS period, target, coalesce(platform, 'all') AS platform,
            count(*) AS posts,
            count(*) FILTER (label = 'favor') AS favor,
            count(*) FILTER (label = 'against') AS against,
            count(*) FILTER (label = 'none') AS none
     FROM stance_labels
-    GROUP BY GROUPING SETS ((period, target, platform), (period, target))
+    GROUP BY GROUPING SETS ((period, target, platform), (period, target))"""
+
+
+def _counted_authors(bucket: str) -> str:
+    # One vote per (platform, author) and period: the label they used most; a tie counts as 'none'.
+    # A post with no author id stands for an author of its own.
+    return f"""
+    WITH per_author AS (
+        SELECT {bucket} AS period, target, platform, coalesce(author_id, 'post:' || post_id) AS author,
+               count(*) AS posts,
+               count(*) FILTER (label = 'favor') AS n_favor,
+               count(*) FILTER (label = 'against') AS n_against,
+               count(*) FILTER (label = 'none') AS n_none
+        FROM stance_labels
+        GROUP BY ALL
+    ), votes AS (
+        SELECT period, target, platform, posts,
+               CASE WHEN n_favor > n_against AND n_favor > n_none THEN 'favor'
+                    WHEN n_against > n_favor AND n_against > n_none THEN 'against'
+                    ELSE 'none' END AS vote
+        FROM per_author
+    )
+    SELECT period, target, coalesce(platform, 'all') AS platform,
+           count(*) AS authors, sum(posts) AS posts,
+           count(*) FILTER (vote = 'favor') AS favor,
+           count(*) FILTER (vote = 'against') AS against,
+           count(*) FILTER (vote = 'none') AS none
+    FROM votes
+    GROUP BY GROUPING SETS ((period, target, platform), (period, target))"""
+
+
+def _period_view(period: str, unit: str) -> str:
+    name = PERIOD_VIEWS[(period, unit)]
+    bucket = PERIOD_BUCKETS[period]
+    counted = _counted_posts(bucket) if unit == "posts" else _counted_authors(bucket)
+    count_columns = "posts" if unit == "posts" else "authors, posts"
+    filled = ", ".join(f"coalesce(c.{col}, 0) AS {col}" for col in (*count_columns.split(", "), *LABELS))
+    # The grid of every period from the first to the last one with data, for every target and
+    # platform seen, so that empty periods show up as zero counts instead of vanishing.
+    return f"""
+CREATE OR REPLACE VIEW {name} AS
+WITH counted AS ({counted}
+), keys AS (
+    SELECT DISTINCT target, platform FROM counted
+), periods AS (
+    SELECT CAST(unnest(generate_series(CAST(min(period) AS TIMESTAMP), CAST(max(period) AS TIMESTAMP),
+                                       {PERIOD_STEP[period]})) AS DATE) AS period
+    FROM counted
+), filled AS (
+    SELECT p.period, k.target, k.platform, {filled}
+    FROM periods p CROSS JOIN keys k
+    LEFT JOIN counted c ON c.period = p.period AND c.target = k.target AND c.platform = k.platform
 )
-SELECT period, target, platform, posts, favor, against, none,
-       favor / posts AS share_favor,
-       wilson_low(favor, posts) AS share_favor_low, wilson_high(favor, posts) AS share_favor_high,
-       against / posts AS share_against,
-       wilson_low(against, posts) AS share_against_low,
-       wilson_high(against, posts) AS share_against_high,
-       none / posts AS share_none
-FROM counted;
+SELECT period, target, platform, {count_columns}, favor, against, none,
+       {_share_columns(count_columns.split(", ")[0])}
+FROM filled;
 """
 
 
 def create_views(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_STATIC_VIEWS)
-    con.execute(_period_view("stance_daily", "CAST(created_at AS DATE)"))
-    con.execute(_period_view("stance_weekly", "CAST(date_trunc('week', created_at) AS DATE)"))
+    for period, unit in PERIOD_VIEWS:
+        con.execute(_period_view(period, unit))
     _create_posts_labeled(con, get_targets(con))
 
 

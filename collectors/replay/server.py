@@ -7,10 +7,11 @@ slow answers, truncated JSON, 401) that hit the next matching requests.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +26,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    path_args: dict[str, str] = field(default_factory=dict)  # named groups of a pattern route
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -52,6 +54,7 @@ class Fault:
     retry_after: float = 1.0  # seconds, for 429
     status: int = 503  # for 5xx
     delay: float = 0.0  # seconds, for slow
+    after: int = 0  # let this many matching requests through untouched first
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -61,11 +64,22 @@ class Fault:
 Handler = Callable[[Request], Response]
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """Says nothing when a client hangs up first (e.g. it timed out on a slow answer)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class ReplayServer:
     """Routes plus faults, served on an ephemeral loopback port in a background thread."""
 
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
+        self.pattern_routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.faults: list[Fault] = []
         self.requests: list[Request] = []  # every request received, for tests to inspect
         self._lock = threading.Lock()
@@ -75,6 +89,10 @@ class ReplayServer:
     # -- set-up -------------------------------------------------------------------------------
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method.upper(), path)] = handler
+
+    def route_pattern(self, method: str, pattern: str, handler: Handler) -> None:
+        """A route whose path matches a regular expression; named groups land in `path_args`."""
+        self.pattern_routes.append((method.upper(), re.compile(pattern), handler))
 
     def add_fault(self, fault: Fault) -> None:
         with self._lock:
@@ -99,6 +117,7 @@ class ReplayServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes: don't stall on ACKs
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 server._dispatch(self, "GET")
@@ -109,7 +128,7 @@ class ReplayServer:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _QuietHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -132,10 +151,24 @@ class ReplayServer:
         with self._lock:
             for fault in self.faults:
                 if path.startswith(fault.path_prefix):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
                     return fault
+        return None
+
+    def _find_handler(self, method: str, request: Request) -> Handler | None:
+        handler = self.routes.get((method, request.path))
+        if handler is not None:
+            return handler
+        for route_method, pattern, candidate in self.pattern_routes:
+            match = pattern.fullmatch(request.path)
+            if route_method == method and match:
+                request.path_args = match.groupdict()
+                return candidate
         return None
 
     def _dispatch(self, http: BaseHTTPRequestHandler, method: str) -> None:
@@ -163,7 +196,7 @@ class ReplayServer:
         elif fault and fault.kind == "401":
             response = Response(401, {"error": "ExpiredToken", "message": "Token has expired"})
         else:
-            handler = self.routes.get((method, request.path))
+            handler = self._find_handler(method, request)
             if handler is None:
                 response = Response(404, {"error": "NotFound", "message": f"no route {method} {request.path}"})
             else:

@@ -1,0 +1,301 @@
+"""`leakwatch report`: PNG plots and one self-contained HTML page of stance over time.
+
+Every number comes from the warehouse views (through analysis.trends) or from SQL on the posts
+table, so the page shows exactly what `leakwatch sql` gives for the same window. The output is
+deterministic: no timestamps, PNGs without software tags, stable ordering.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from . import plots
+from .trends import (
+    DEFAULT_BOOTSTRAP_SAMPLES,
+    DEFAULT_SEED,
+    LABELS,
+    TrendTable,
+    Window,
+    stance_totals,
+    stance_trends,
+)
+
+# Engagement across platforms: Reddit's net score plus comments; Bluesky's likes, reposts, quotes
+# and replies. Not comparable across platforms in absolute terms: the tables rank within a stance.
+ENGAGEMENT_SQL = (
+    "coalesce(p.score, 0) + coalesce(p.like_count, 0) + coalesce(p.repost_count, 0) "
+    "+ coalesce(p.quote_count, 0) + coalesce(p.reply_count, 0)"
+)
+
+
+@dataclass
+class ReportData:
+    period: str
+    unit: str
+    window: Window  # as asked, snapped to whole periods
+    key_dates: list[plots.KeyDate]
+    model_id: str | None
+    volume: list[dict[str, Any]]  # day, platform, posts
+    trends: TrendTable  # every target and platform
+    totals: list[dict[str, Any]]  # per target and platform over the window
+    top_posts: list[dict[str, Any]]  # per target and label, most engaged first
+    notes: list[str] = field(default_factory=list)
+
+    def stance_rows(self, target: str, platform: str = "all") -> list[dict[str, Any]]:
+        return [r for r in self.trends.rows if r["target"] == target and r["platform"] == platform]
+
+    @property
+    def targets(self) -> list[str]:
+        return sorted({r["target"] for r in self.trends.rows})
+
+    def window_text(self) -> str:
+        since = self.window.since or (self.volume[0]["day"] if self.volume else None)
+        until = self.window.until or (self.volume[-1]["day"] if self.volume else None)
+        if since is None or until is None:
+            return "no data"
+        return f"{since:%Y-%m-%d} to {until:%Y-%m-%d}"
+
+
+def volume_rows(con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
+    """Posts per UTC day and platform (every post collected, labelled or not), empty days as 0."""
+    where, params = window.sql("day")
+    cursor = con.execute(
+        f"""
+        WITH daily AS (
+            SELECT CAST(timezone('UTC', created_at) AS DATE) AS day, platform, count(*) AS posts
+            FROM posts GROUP BY ALL
+        ), chosen AS (SELECT * FROM daily WHERE {where}),
+        days AS (
+            SELECT CAST(unnest(generate_series(CAST(min(day) AS TIMESTAMP), CAST(max(day) AS TIMESTAMP),
+                                               INTERVAL 1 DAY)) AS DATE) AS day FROM chosen
+        )
+        SELECT d.day, k.platform, coalesce(c.posts, 0) AS posts
+        FROM days d CROSS JOIN (SELECT DISTINCT platform FROM chosen) k
+        LEFT JOIN chosen c ON c.day = d.day AND c.platform = k.platform
+        ORDER BY k.platform, d.day""",
+        params,
+    )
+    return [dict(zip(["day", "platform", "posts"], row, strict=True)) for row in cursor.fetchall()]
+
+
+def top_posts(con: duckdb.DuckDBPyConnection, window: Window, per_stance: int) -> list[dict[str, Any]]:
+    """The most engaged posts per target and current-model label in the window."""
+    where, params = window.sql("CAST(timezone('UTC', p.created_at) AS DATE)")
+    cursor = con.execute(
+        f"""
+        SELECT s.target, s.label, p.platform, p.post_id, CAST(timezone('UTC', p.created_at) AS DATE) AS day,
+               p.author_handle, p.title, p.text, p.url, {ENGAGEMENT_SQL} AS engagement
+        FROM stance_labels s JOIN posts p ON p.platform = s.platform AND p.post_id = s.post_id
+        WHERE {where}
+        QUALIFY row_number() OVER (PARTITION BY s.target, s.label
+                                   ORDER BY engagement DESC, p.platform, p.post_id) <= ?
+        ORDER BY s.target, list_position(['favor', 'against', 'none'], s.label), engagement DESC,
+                 p.platform, p.post_id""",
+        [*params, per_stance],
+    )
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def gather(
+    con: duckdb.DuckDBPyConnection,
+    period: str = "day",
+    unit: str = "posts",
+    window: Window | None = None,
+    key_dates: list[plots.KeyDate] | None = None,
+    top_per_stance: int = 5,
+    bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> ReportData:
+    """Every number the report shows, read through the same functions the page is drawn from."""
+    window = (window or Window()).snapped(period)
+    trends = stance_trends(con, period, unit, window, bootstrap_samples=bootstrap_samples, seed=seed)
+    data = ReportData(
+        period=period,
+        unit=unit,
+        window=window,
+        key_dates=sorted(key_dates or []),
+        model_id=trends.model_id,
+        volume=volume_rows(con, window),
+        trends=trends,
+        totals=stance_totals(con, period, unit, window),
+        top_posts=top_posts(con, window, top_per_stance),
+        notes=list(trends.notes),
+    )
+    if data.model_id is not None and not trends.rows:
+        data.notes.insert(0, f"no posts labelled by the current model {data.model_id} in this window")
+    return data
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def fmt_share(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def fmt_interval(low: float | None, high: float | None) -> str:
+    return "–" if low is None or high is None else f"{low * 100:.1f}–{high * 100:.1f}%"
+
+
+def _cell(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _table(headers: list[str], rows: list[list[str]], css: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>'
+
+
+def _trend_table_html(data: ReportData, target: str) -> str:
+    count = "posts" if data.unit == "posts" else "authors"
+    adjusted = "adjusted_share_favor" in data.trends.columns
+    headers = ["period" if data.period == "day" else "week starting", count]
+    for label in LABELS:
+        headers += [f"{label} ({count})", f"share {label}", "95% Wilson"]
+    if adjusted:
+        for label in ("favor", "against"):
+            headers += [f"adjusted {label}", "95% bootstrap"]
+    rows = []
+    for r in data.stance_rows(target):
+        row = [f"{r['period']:%Y-%m-%d}", f"{r[count]:,}"]
+        for label in LABELS:
+            row += [f"{r[label]:,}", fmt_share(r[f"share_{label}"]),
+                    fmt_interval(r[f"share_{label}_low"], r[f"share_{label}_high"])]
+        if adjusted:
+            for label in ("favor", "against"):
+                row += [fmt_share(r[f"adjusted_share_{label}"]),
+                        fmt_interval(r[f"adjusted_share_{label}_low"], r[f"adjusted_share_{label}_high"])]
+        rows.append(row)
+    return _table(headers, rows, "numbers")
+
+
+def _totals_html(data: ReportData) -> str:
+    count = "posts" if data.unit == "posts" else "authors"
+    headers = ["target", "platform", count]
+    for label in LABELS:
+        headers += [f"share {label}", "95% Wilson"]
+    rows = []
+    for r in data.totals:
+        row = [_cell(r["target"]), _cell(r["platform"]), f"{r[count]:,}"]
+        for label in LABELS:
+            row += [fmt_share(r[f"share_{label}"]), fmt_interval(r[f"share_{label}_low"], r[f"share_{label}_high"])]
+        rows.append(row)
+    return _table(headers, rows, "numbers")
+
+
+def _snippet(post: dict[str, Any], limit: int = 220) -> str:
+    text = " ".join(filter(None, [post.get("title"), post.get("text")])).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _top_posts_html(data: ReportData, target: str) -> str:
+    parts = []
+    for label in LABELS:
+        mine = [p for p in data.top_posts if p["target"] == target and p["label"] == label]
+        if not mine:
+            continue
+        rows = []
+        for p in mine:
+            # Only web links: a URL from upstream data must not run script in the reader's browser.
+            url = p.get("url") or ""
+            link = (f'<a href="{html.escape(url)}">{_cell(p["post_id"])}</a>'
+                    if url.startswith(("https://", "http://")) else _cell(p["post_id"]))
+            rows.append([f"{p['engagement']:,}", _cell(p["platform"]), f"{p['day']:%Y-%m-%d}",
+                         _cell(p.get("author_handle")), html.escape(_snippet(p)), link])
+        parts.append(f"<h4>{html.escape(label)}</h4>"
+                     + _table(["engagement", "platform", "date", "author", "text", "post"], rows, "posts"))
+    return "\n".join(parts) or "<p>No labelled posts in this window.</p>"
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2em auto; max-width: 1300px;
+       color: #212529; padding: 0 1em; }
+img { max-width: 100%; border: 1px solid #dee2e6; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #dee2e6; padding: 0.25em 0.5em; vertical-align: top; }
+th { background: #f1f3f5; }
+table.numbers td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.posts td:nth-child(5) { max-width: 40em; }
+.note { background: #fff9db; border-left: 4px solid #fab005; padding: 0.4em 0.8em; }
+details { margin-bottom: 1em; }
+"""
+
+
+def _img(path: Path, alt: str) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}"></p>'
+
+
+def render_html(data: ReportData, images: dict[str, Path]) -> str:
+    unit_text = ("one vote per author per period (an author's most frequent label; ties count as none)"
+                 if data.unit == "authors" else "every labelled post counts once")
+    period_text = "UTC day" if data.period == "day" else "ISO week (Monday to Sunday, UTC)"
+    key_dates = ", ".join(f"{d:%Y-%m-%d} {html.escape(label)}" for d, label in data.key_dates) or "none"
+    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in data.notes)
+    sections = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>leakwatch report: stance over time</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>leakwatch: stance over time</h1>",
+        "<ul>",
+        f"<li>Window: {html.escape(data.window_text())}; period: {period_text}</li>",
+        f"<li>Model: {_cell(data.model_id or 'none')}; counting: {unit_text}</li>",
+        f"<li>Key dates marked: {key_dates}</li>",
+        "</ul>",
+        notes,
+        "<h2>Volume</h2>",
+        _img(images["volume"], "posts collected per day, by platform"),
+    ]
+    for target in data.targets:
+        sections += [
+            f"<h2>Stance toward '{html.escape(target)}'</h2>",
+            "<p>Shares <em>as classified</em> are the fraction of posts the model put in each class; the "
+            "Wilson interval covers sampling noise only. <em>Adjusted</em> shares correct for the model's "
+            "known errors (its confusion matrix on evaluation data) and their bootstrap interval includes "
+            "the uncertainty of that correction.</p>",
+            _img(images[f"stance_{target}"], f"stance toward {target} over time"),
+            "<details><summary>Numbers per period (both platforms together)</summary>",
+            _trend_table_html(data, target),
+            "</details>",
+            f"<h3>Most engaged posts per stance toward '{html.escape(target)}'</h3>",
+            "<p>Engagement = Reddit score + comments; Bluesky likes + reposts + quotes + replies.</p>",
+            _top_posts_html(data, target),
+        ]
+    sections += [
+        "<h2>Platform comparison</h2>",
+        _img(images["platforms"], "share favor and against per platform"),
+        _totals_html(data),
+        "<p>Reproduce any number with <code>leakwatch sql</code>, e.g. "
+        f"<code>SELECT * FROM {data.trends.view} WHERE target = 'openai' AND platform = 'all' "
+        "ORDER BY period</code>.</p>",
+        "</body></html>",
+    ]
+    return "\n".join(s for s in sections if s) + "\n"
+
+
+def write_report(data: ReportData, out_dir: Path) -> Path:
+    """Write the PNGs and report.html into out_dir; return the HTML page's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = {
+        "volume": plots.volume_plot(data.volume, data.key_dates, out_dir / "volume.png"),
+        "platforms": plots.platform_plot(data.totals, data.unit, data.window_text(), out_dir / "platforms.png"),
+    }
+    for target in data.targets:
+        images[f"stance_{target}"] = plots.stance_plot(
+            target, data.stance_rows(target), data.period, data.unit, data.key_dates,
+            out_dir / f"stance_{target}.png")
+    page = out_dir / "report.html"
+    partial = out_dir / "report.html.partial"
+    partial.write_text(render_html(data, images), encoding="utf-8")
+    partial.replace(page)  # never a half-written page
+    return page
+
