@@ -82,24 +82,31 @@ def _pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 
 class MultiTargetStanceModel(BertPreTrainedModel):
-    """A BERT encoder, mean pooling (as the sentence-transformers checkpoint was trained), and one
-    3-way head per target. `config.stance_targets` names the targets in head order; logits come back
-    flat (batch, targets * 3) so the model also fits the `text-classification` pipeline."""
+    """A BERT encoder and one 3-way head per target, on one encoding of the post.
+
+    Pooling (`config.stance_pooling`): "mean" (as the sentence-transformers checkpoint was trained),
+    or "target_attention": each target also has a learned query that attends over the tokens, so
+    its head sees the parts of the post about that target; cheap next to the encoder.
+    `config.stance_targets` names the targets in head order; logits come back flat
+    (batch, targets * 3), so the model also fits the `text-classification` pipeline."""
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.stance_targets = list(getattr(config, "stance_targets", []))
         if not self.stance_targets:
             raise ValueError("config.stance_targets must name at least one target")
+        self.pooling = getattr(config, "stance_pooling", "mean")
+        n_targets, width = len(self.stance_targets), config.hidden_size
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.heads = nn.Linear(config.hidden_size, len(self.stance_targets) * len(LABELS))
+        if self.pooling == "target_attention":
+            self.target_queries = nn.Linear(width, n_targets, bias=False)
+            self.target_heads = nn.ModuleList(nn.Linear(2 * width, len(LABELS)) for _ in range(n_targets))
+        elif self.pooling == "mean":
+            self.heads = nn.Linear(width, n_targets * len(LABELS))
+        else:
+            raise ValueError(f"unknown stance_pooling {self.pooling!r}")
         self.post_init()
-
-    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
     def forward(
         self,
@@ -110,8 +117,17 @@ class MultiTargetStanceModel(BertPreTrainedModel):
     ) -> SequenceClassifierOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        logits = self.heads(self.dropout(self.pooled(input_ids, attention_mask)))
-        return SequenceClassifierOutput(logits=logits)
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        if self.pooling == "mean":
+            return SequenceClassifierOutput(logits=self.heads(self.dropout(mean)))
+        scores = self.target_queries(hidden) / hidden.shape[-1] ** 0.5  # (batch, tokens, targets)
+        scores = scores.masked_fill(attention_mask.unsqueeze(-1) == 0, torch.finfo(scores.dtype).min)
+        attended = torch.einsum("blt,blh->bth", torch.softmax(scores, dim=1), hidden)
+        logits = [head(self.dropout(torch.cat([mean, attended[:, t]], dim=-1)))
+                  for t, head in enumerate(self.target_heads)]
+        return SequenceClassifierOutput(logits=torch.cat(logits, dim=-1))
 
 
 def stance_label_maps(targets: Sequence[str]) -> tuple[dict[int, str], dict[str, int]]:
@@ -119,13 +135,15 @@ def stance_label_maps(targets: Sequence[str]) -> tuple[dict[int, str], dict[str,
     return dict(enumerate(names)), {n: i for i, n in enumerate(names)}
 
 
-def new_stance_model(base_path: str | Path, targets: Sequence[str], dropout: float = 0.1) -> MultiTargetStanceModel:
+def new_stance_model(base_path: str | Path, targets: Sequence[str], dropout: float = 0.1,
+                     pooling: str = "mean") -> MultiTargetStanceModel:
     """The base encoder's weights with fresh heads (loaded offline from a local folder)."""
     id2label, label2id = stance_label_maps(targets)
     config = BertConfig.from_pretrained(str(base_path), local_files_only=True)
     config.stance_targets = list(targets)
     config.id2label, config.label2id = id2label, label2id
     config.hidden_dropout_prob = dropout
+    config.stance_pooling = pooling
     return MultiTargetStanceModel.from_pretrained(str(base_path), config=config, local_files_only=True)
 
 

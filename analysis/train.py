@@ -45,9 +45,11 @@ BASE_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 @dataclass(frozen=True)
 class HyperParameters:
-    epochs: int = 5
+    epochs: int = 6
     batch_size: int = 16
-    learning_rate: float = 5e-5
+    learning_rate: float = 8e-5
+    head_learning_rate: float = 1e-3  # the fresh heads learn faster than the pretrained encoder
+    pooling: str = "target_attention"  # or "mean"
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_length: int = 128
@@ -134,7 +136,7 @@ def train_model(
         raise ModelError(f"{data.source} has no training examples (split 'train')")
     model_id = planned_model_id(data, hp)
     base = base_model_path()
-    model = new_stance_model(base, targets, dropout=hp.dropout)
+    model = new_stance_model(base, targets, dropout=hp.dropout, pooling=hp.pooling)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
@@ -142,12 +144,16 @@ def train_model(
     encoded = backend.tokenize([e.text for e in train])
     labels = _label_tensor(train, targets)
 
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=hp.learning_rate,
-    )
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        is_head = not name.startswith("bert.")
+        decays = not (name.endswith("bias") or "LayerNorm" in name)
+        groups.setdefault((is_head, decays), []).append(parameter)
+    optimizer = torch.optim.AdamW([
+        {"params": params, "weight_decay": hp.weight_decay if decays else 0.0,
+         "lr": hp.head_learning_rate if is_head else hp.learning_rate}
+        for (is_head, decays), params in sorted(groups.items())
+    ])
     steps_per_epoch = (len(train) + hp.batch_size - 1) // hp.batch_size
     total_steps = steps_per_epoch * hp.epochs
     schedule = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total_steps), total_steps)
@@ -198,7 +204,11 @@ def train_model(
         "model_id": model_id,
         "backend": FINETUNED_BACKEND,
         "base_weights": base_weights_id(),
-        "architecture": "BERT encoder (6 layers, 384 hidden) + mean pooling + one 3-way linear head per target",
+        "architecture": (
+            "BERT encoder (6 layers, 384 hidden), one pass per post; per target: mean pooling"
+            + (" + a learned attention query" if hp.pooling == "target_attention" else "")
+            + " → a 3-way linear head"
+        ),
         "targets": targets,
         "labels": list(LABELS),
         "data": {

@@ -91,7 +91,7 @@ def ensure_default_model(config: Config, console: Console, hp: HyperParameters |
                 copy_model(local, cache_dir())
             except OSError as exc:  # a read-only home must not fail the run
                 log.warning("could not cache the model in %s: %s", cache_dir(), exc)
-            _print_metrics(console, trained.metrics, f"{model_id}, test split")
+            _print_metrics(console, trained.metrics, f"{model_id} on the test split:")
     with warehouse.writing(config.warehouse_path) as con:
         register_folder(con, local)
     return model_id
@@ -137,7 +137,8 @@ def run_evaluation(config: Config, console: Console, csv_path: Path | None = Non
 
 
 def _print_metrics(console: Console, metrics: dict[str, dict[str, Any]], title: str) -> None:
-    table = Table(title=title)
+    console.print(title, soft_wrap=True)
+    table = Table()
     for column in ("target", "macro-F1 (favor, against)", "F1 favor", "F1 against", "accuracy", "n"):
         table.add_column(column, justify="right" if column != "target" else "left")
     for target, m in metrics.items():
@@ -148,7 +149,7 @@ def _print_metrics(console: Console, metrics: dict[str, dict[str, Any]], title: 
 
 def print_evaluation(console: Console, model_id: str, metrics: dict[str, dict[str, Any]]) -> None:
     first = next(iter(metrics.values()))
-    _print_metrics(console, metrics, f"{model_id} on {first['data']}")
+    _print_metrics(console, metrics, f"{model_id} on {first['data']}:")
     for target, m in metrics.items():
         confusion = Table(title=f"{target}: confusion (rows true, columns predicted)")
         confusion.add_column("true \\ predicted")

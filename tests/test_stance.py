@@ -6,6 +6,7 @@ whole file takes well under a minute of compute.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -293,19 +294,15 @@ def test_evaluate_numbers_match_the_model_predictions_and_are_stored(project, tm
     assert table.returncode == 0 and "test split of analysis/data/stance_dataset.csv" in table.stdout
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "does not exist"),
-    ("id,platform,text,openai\n1,reddit,hi,none\n", "missing column artists"),
-    ('id,platform,text,openai,artists\n1,reddit,"hi,none,none\n', "wrong number of fields"),
-])
-def test_evaluate_bad_csv_is_one_clear_line(project, tmp_path: Path, content: str | None, message: str):
+def test_evaluate_bad_csv_is_one_clear_line(project, tmp_path: Path):
     config, _, model_id = project
     path = tmp_path / "eval.csv"
-    if content is not None:
-        path.write_text(content, encoding="utf-8")
+    path.write_text('id,platform,text,openai,artists\n1,reddit,"hi,none,none\n', encoding="utf-8")
     result = run_cli(config, "evaluate", "--data", str(path), "--model", model_id)
     assert result.returncode == 1
-    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert "wrong number of fields" in result.stderr and result.stderr.count("\n") == 1
+    with pytest.raises(DatasetError, match="does not exist"):
+        read_labelled_csv(tmp_path / "missing.csv", ["openai"])
 
 
 # --- zero-shot NLI backend -------------------------------------------------------------------
@@ -378,21 +375,49 @@ def test_classify_with_a_local_nli_model(tmp_path: Path):
 # --- demo ------------------------------------------------------------------------------------
 
 
-def test_demo_trains_once_then_reuses_the_cached_model(tmp_path: Path):
+def test_demo_labels_the_collected_posts(tmp_path: Path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LEAKWATCH_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("LEAKWATCH_CONFIG", None)
-
-    def demo() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "leakwatch", "demo", "--dir", str(tmp_path / "demo")],
-                              capture_output=True, text=True, env=env, timeout=300)
-
-    first = demo()
-    assert first.returncode == 0, first.stderr
-    assert "training the stance model" in first.stdout and "classify:" in first.stdout
+    result = subprocess.run([sys.executable, "-m", "leakwatch", "demo", "--dir", str(tmp_path / "demo")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "training the stance model" in result.stdout and "classify:" in result.stdout
     cached = list((tmp_path / "cache").iterdir())
     assert len(cached) == 1 and cached[0].name.startswith("minilm-stance-")
-    second = demo()
-    assert second.returncode == 0, second.stderr
-    assert "reusing the cached stance model" in second.stdout and "training" not in second.stdout
     with warehouse.reading(tmp_path / "demo" / "leakwatch-data" / "leakwatch.duckdb") as con:
         assert warehouse.get_setting(con, "current_model") == cached[0].name
+        posts = con.execute("SELECT count(*) FROM posts").fetchall()[0][0]
+        labelled = con.execute("SELECT count(*) FROM labels WHERE model_id = ?", [cached[0].name]).fetchall()[0][0]
+    assert posts > 0 and labelled == 2 * posts
+
+
+def test_default_model_is_reused_from_the_cache_when_its_card_matches(tmp_path: Path, monkeypatch):
+    from rich.console import Console
+
+    from analysis.train import HyperParameters
+    from leakwatch.config import load_config
+    from leakwatch.models import models_dir
+    from leakwatch.training import ensure_default_model
+
+    monkeypatch.setenv("LEAKWATCH_CACHE_DIR", str(tmp_path / "cache"))
+    hp = HyperParameters(epochs=1, limit=8)
+    first_config = load_config(write_config(tmp_path))
+    model_id = ensure_default_model(first_config, Console(file=io.StringIO()), hp)
+    assert (tmp_path / "cache" / model_id / "model_card.json").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    config = load_config(write_config(other))
+    console = Console(record=True, file=io.StringIO())
+    assert ensure_default_model(config, console, hp) == model_id
+    lines = console.export_text()
+    assert "reusing the cached stance model" in lines and "training" not in lines
+    assert (models_dir(config) / model_id / "model_card.json").is_file()
+    # A cached copy whose card no longer matches (other data) is not reused.
+    card_path = tmp_path / "cache" / model_id / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["data"]["sha256"] = "0" * 64
+    card_path.write_text(json.dumps(card))
+    shutil.rmtree(models_dir(first_config))
+    console = Console(record=True, file=io.StringIO())
+    ensure_default_model(first_config, console, hp)
+    assert "training the stance model" in console.export_text()
