@@ -66,6 +66,9 @@ def run_collection(
             log.warning("%s: %d earlier run(s) had been interrupted; resuming from checkpoints",
                         platform, abandoned)
         checkpoints = warehouse.get_checkpoints(con, platform)
+        if hasattr(collector, "use_known_posts"):
+            # Collectors that revisit recent posts (to notice edits and deletions) ask what is stored.
+            collector.use_known_posts(lambda since: _known_posts(con, platform, since))
         summary = RunSummary(warehouse.start_run(con, platform, collector.query_keys()), platform, "running")
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=console or Console(stderr=True), transient=True,
@@ -101,3 +104,12 @@ def run_collection(
                 summary.status = "ok"
         warehouse.finish_run(con, summary.run_id, summary.status, summary.error)
     return summary
+
+
+def _known_posts(con, platform: str, since: datetime) -> list[tuple[str, datetime, list[str]]]:
+    """Stored, not yet deleted posts created since `since`: id, created_at, matched queries."""
+    return con.execute(
+        "SELECT post_id, created_at, matched_queries FROM posts "
+        "WHERE platform = ? AND created_at >= ? AND NOT deleted ORDER BY created_at",
+        [platform, since],
+    ).fetchall()

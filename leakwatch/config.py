@@ -67,6 +67,21 @@ class BlueskySettings(_Section):
     interval_minutes: float = Field(30, gt=0)
     # The PDS/entryway that serves createSession and searchPosts; the demo and tests use a replay server.
     service_url: str = "https://bsky.social"
+    # The first pass (no checkpoint yet) searches back to this day (UTC).
+    start_date: date = date(2024, 11, 20)
+    page_size: int = Field(100, ge=1, le=100)  # searchPosts `limit`
+    # searchPosts stops paging after a bounded number of results; a window that reaches this many
+    # (or whose hitsTotal says more) is sliced by time so a long backfill stays complete.
+    search_result_cap: int = Field(10000, ge=1)
+    fetch_threads: bool = True  # also store the reply threads of matched posts (getPostThread)
+    # Re-search this many hours before the checkpoint on every pass, to notice edits, deletions,
+    # new counts and (with fetch_threads) new replies; 0 = only what is new (one request per query).
+    revisit_hours: float = Field(0, ge=0)
+    thread_depth: int = Field(10, ge=1, le=1000)
+    timeout_seconds: float = Field(30, gt=0)
+    max_retries: int = Field(5, ge=0, le=50)  # retries of a request after 5xx, timeouts, malformed answers
+    retry_base_seconds: float = Field(1.0, ge=0)  # first backoff; doubles per retry, with jitter
+    max_rate_limit_wait_seconds: float = Field(900, ge=0)  # a 429 asking for longer fails the run
 
 
 class Target(_Section):

@@ -18,6 +18,24 @@ from . import status as status_mod
 from .config import Config, default_config_text, parse_config
 
 
+def _collect_bluesky(config: Config, console: Console) -> None:
+    """Collect the sample corpus's Bluesky posts from the replay server, with the real atproto client."""
+    from collectors.bluesky import BlueskyCollector
+    from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE, BlueskyReplay
+    from collectors.replay.corpus import load_sample_corpus
+
+    from .collect import run_collection
+
+    console.print("[bold]Bluesky[/bold]: collecting from a local XRPC replay of Bluesky (atproto, app password)")
+    with BlueskyReplay(load_sample_corpus()) as server:
+        bluesky = config.settings.bluesky.model_copy(update={"service_url": server.url})
+        local = Config(config.settings.model_copy(update={"bluesky": bluesky}), config.source, config.base_dir)
+        with _environment({"BLUESKY_HANDLE": DEMO_HANDLE, "BLUESKY_APP_PASSWORD": DEMO_APP_PASSWORD}):
+            collector = BlueskyCollector.from_config(local)
+        summary = run_collection(local, collector, console)
+    console.print(f"  {summary.line()}")
+
+
 def run_demo(demo_dir: Path, console: Console) -> int:
     demo_dir = demo_dir.resolve()
     # A fresh warehouse every time, so the demo's numbers are always the same.
@@ -29,6 +47,7 @@ def run_demo(demo_dir: Path, console: Console) -> int:
     with warehouse.writing(config.warehouse_path) as con:
         warehouse.configure(con, config.target_names, None)
     demo_reddit(config, console)
+    _collect_bluesky(config, console)
     _label_posts(config, console)
     status_mod.show(status_mod.gather(config.warehouse_path), console)
     console.print(f"Query it: leakwatch --config {demo_dir / 'leakwatch.toml'} sql \"SELECT * FROM posts LIMIT 5\"")
