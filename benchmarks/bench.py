@@ -231,26 +231,35 @@ def bench_classify(n: int = 10_000, naive_sample: int = 200, threads: int = 2) -
         config = parse_config(default_config_text(), "bench config", Path(tmp))
         console = Console(stderr=True)
         model_id = ensure_default_model(config, console)
-        backend = FineTunedStance.load(models_dir(config) / model_id, batch_size=64)
+        fp32 = FineTunedStance.load(models_dir(config) / model_id, batch_size=64, precision="fp32")
+        backend = FineTunedStance.load(models_dir(config) / model_id, batch_size=64, precision="auto")
     targets = backend.targets
-    backend.predict(texts[:64])  # warm-up
-    t0 = time.perf_counter()
-    probabilities = backend.predict(texts)
-    batched_seconds = time.perf_counter() - t0
+
+    def timed(model: FineTunedStance) -> tuple[float, dict]:
+        model.predict(texts[:64])  # warm-up
+        start = time.perf_counter()
+        out = model.predict(texts)
+        return time.perf_counter() - start, out
+
+    fp32_seconds, fp32_probabilities = timed(fp32)
+    batched_seconds, probabilities = timed(backend)
     if any(p.shape != (n, 3) for p in probabilities.values()):
         raise RuntimeError("classify benchmark: wrong output shape")
+    agreement = min(float((probabilities[t].argmax(1) == fp32_probabilities[t].argmax(1)).mean()) for t in targets)
 
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity(hf_logging.CRITICAL)  # "not a listed model class" is expected here
-    naive = pipeline("text-classification", model=backend.model, tokenizer=backend.tokenizer,
+    naive = pipeline("text-classification", model=fp32.model, tokenizer=fp32.tokenizer,
                      top_k=None, function_to_apply="none", truncation=True, max_length=backend.max_length)
     sample = texts[:naive_sample]
     t1 = time.perf_counter()
     for text in sample:
         for target in targets:  # one call per post and target, the head of that target read
             scores = naive(text)
-            [s for s in scores if s["label"].startswith(f"{target}:")]
+            scores = scores[0] if scores and isinstance(scores[0], list) else scores
+            if not [s for s in scores if s["label"].startswith(f"{target}:")]:
+                raise RuntimeError(f"naive pipeline returned no {target} scores")
     naive_seconds = time.perf_counter() - t1
 
     lengths = [len(ids) for ids in backend.tokenize(texts)]
@@ -271,10 +280,14 @@ def bench_classify(n: int = 10_000, naive_sample: int = 200, threads: int = 2) -
         "targets": len(targets),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "inference_precision": "bf16" if backend.bf16 else "fp32",
         "batched_posts_per_s": round(batched_rate, 1),
+        "batched_fp32_posts_per_s": round(n / fp32_seconds, 1),
+        "label_agreement_with_fp32": round(agreement, 4),
         "naive_sample_posts": len(sample),
         "naive_posts_per_s": round(naive_rate, 1),
         "speedup": round(batched_rate / naive_rate, 1),
+        "speedup_fp32": round(n / fp32_seconds / naive_rate, 1),
         "mean_tokens_per_post": round(mean_tokens, 1),
         "max_tokens_per_post": max(lengths),
         "gmacs_per_post_mean": round(mean_macs / 1e9, 3),

@@ -94,7 +94,8 @@ def load_backend(config: Config, con: duckdb.DuckDBPyConnection, override: str |
 
     if not info.path or not Path(info.path).is_dir():
         raise ModelError(f"model {info.model_id}'s files are gone (expected {info.path}); {NO_MODEL_HINT}")
-    backend = FineTunedStance.load(info.path, batch_size=config.settings.stance.batch_size)
+    stance = config.settings.stance
+    backend = FineTunedStance.load(info.path, batch_size=stance.batch_size, precision=stance.precision)
     missing = [t for t in targets if t not in backend.targets]
     if missing:
         raise ModelError(
