@@ -1,0 +1,1 @@
+"""Stance model (dataset, training, backends, evaluation) and stance over time."""

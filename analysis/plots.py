@@ -166,8 +166,9 @@ def platform_plot(totals: Sequence[dict[str, Any]], unit: str, window_text: str,
         for offset, label in ((-width / 2, "favor"), (width / 2, "against")):
             share = _values(mine, f"share_{label}")
             low, high = _values(mine, f"share_{label}_low"), _values(mine, f"share_{label}_high")
-            ax.bar(x + offset, share, width, color=STANCE_COLORS[label], label=label,
-                   yerr=[np.nan_to_num(share - low), np.nan_to_num(high - share)], capsize=4,
+            # Clipped at 0: a Wilson bound can differ from a share of 0 or 1 by a rounding error.
+            errors = [np.maximum(0, np.nan_to_num(share - low)), np.maximum(0, np.nan_to_num(high - share))]
+            ax.bar(x + offset, share, width, color=STANCE_COLORS[label], label=label, yerr=errors, capsize=4,
                    error_kw={"elinewidth": 1, "ecolor": "#212529"})
         ax.set_xticks(x, [f"{p}\n(n = {r[count]:,})" for p, r in zip(platforms, mine, strict=True)])
         ax.set_title(f"toward '{target}'", fontsize=10)

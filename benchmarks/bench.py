@@ -228,6 +228,94 @@ def bench_export(n: int = 200_000) -> dict[str, float]:
         figures["posts_per_s"] = round(figures["exported_posts"] / seconds)
         figures["csv_megabytes"] = round(sum(f.stat().st_size for f in Path(config.export_dir).rglob("*.csv")) / 1e6, 1)
     return figures
+@benchmark("classify")
+def bench_classify(n: int = 10_000, naive_sample: int = 200, threads: int = 2) -> dict[str, float]:
+    """Posts labelled per second for every target, batched (length-sorted, one encoder pass for all
+    targets) against a naive baseline: one `pipeline()` call per post per target, on a sample."""
+    import os
+
+    import torch
+    from rich.console import Console
+    from transformers import pipeline
+
+    from analysis.stance import FineTunedStance
+    from collectors.replay.corpus import generate_corpus
+    from leakwatch.config import default_config_text, parse_config
+    from leakwatch.models import models_dir
+    from leakwatch.training import ensure_default_model
+
+    torch.set_num_threads(threads)
+    items = generate_corpus(n, seed=5)
+    texts = [f"{i.title}\n\n{i.text}" if i.title else i.text for i in items]
+    with tempfile.TemporaryDirectory() as tmp:
+        # The real default model: trained once per machine, then reused from the user cache.
+        config = parse_config(default_config_text(), "bench config", Path(tmp))
+        console = Console(stderr=True)
+        model_id = ensure_default_model(config, console)
+        fp32 = FineTunedStance.load(models_dir(config) / model_id, batch_size=64, precision="fp32")
+        backend = FineTunedStance.load(models_dir(config) / model_id, batch_size=64, precision="auto")
+    targets = backend.targets
+
+    def timed(model: FineTunedStance) -> tuple[float, dict]:
+        model.predict(texts[:64])  # warm-up
+        start = time.perf_counter()
+        out = model.predict(texts)
+        return time.perf_counter() - start, out
+
+    fp32_seconds, fp32_probabilities = timed(fp32)
+    batched_seconds, probabilities = timed(backend)
+    if any(p.shape != (n, 3) for p in probabilities.values()):
+        raise RuntimeError("classify benchmark: wrong output shape")
+    agreement = min(float((probabilities[t].argmax(1) == fp32_probabilities[t].argmax(1)).mean()) for t in targets)
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity(hf_logging.CRITICAL)  # "not a listed model class" is expected here
+    naive = pipeline("text-classification", model=fp32.model, tokenizer=fp32.tokenizer,
+                     top_k=None, function_to_apply="none", truncation=True, max_length=backend.max_length)
+    sample = texts[:naive_sample]
+    t1 = time.perf_counter()
+    for text in sample:
+        for target in targets:  # one call per post and target, the head of that target read
+            scores = naive(text)
+            scores = scores[0] if scores and isinstance(scores[0], list) else scores
+            if not [s for s in scores if s["label"].startswith(f"{target}:")]:
+                raise RuntimeError(f"naive pipeline returned no {target} scores")
+    naive_seconds = time.perf_counter() - t1
+
+    lengths = [len(ids) for ids in backend.tokenize(texts)]
+    mean_tokens = statistics.mean(lengths)
+    config = backend.model.config
+    d, layers, ffn = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+
+    def macs(tokens: float) -> float:
+        # Per layer: Q, K, V, O projections, the feed-forward pair, attention scores and mixing.
+        per_layer = 4 * tokens * d * d + 2 * tokens * d * ffn + 2 * tokens * tokens * d
+        return layers * per_layer + d * 3 * len(targets)
+
+    mean_macs = statistics.mean(macs(t) for t in lengths)
+    batched_rate, naive_rate = n / batched_seconds, len(sample) / naive_seconds
+    return {
+        "model_id": model_id,
+        "posts": n,
+        "targets": len(targets),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "inference_precision": "bf16" if backend.bf16 else "fp32",
+        "batched_posts_per_s": round(batched_rate, 1),
+        "batched_fp32_posts_per_s": round(n / fp32_seconds, 1),
+        "label_agreement_with_fp32": round(agreement, 4),
+        "naive_sample_posts": len(sample),
+        "naive_posts_per_s": round(naive_rate, 1),
+        "speedup": round(batched_rate / naive_rate, 1),
+        "speedup_fp32": round(n / fp32_seconds / naive_rate, 1),
+        "mean_tokens_per_post": round(mean_tokens, 1),
+        "max_tokens_per_post": max(lengths),
+        "gmacs_per_post_mean": round(mean_macs / 1e9, 3),
+        "gflops_per_post_mean": round(2 * mean_macs / 1e9, 3),
+        "gmacs_per_post_at_mean_length": round(macs(mean_tokens) / 1e9, 3),
+        "achieved_gflops_per_s": round(2 * mean_macs * batched_rate / 1e9, 1),
+    }
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 import warehouse
+from analysis.errors import DatasetError, ModelError
 from analysis.trend_errors import TrendsError
 from collectors.base import CollectorError
 
@@ -31,6 +32,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     ExportError,
     DaemonLockError,
     TrendsError,
+    DatasetError,
+    ModelError,
 )
 
 
@@ -227,6 +230,65 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
         app.console.print(week.line())
     if not done:
         app.console.print("nothing to export: every complete week is already exported and unchanged")
+    return 0
+
+
+@cli.command()
+@click.option("--data", "data_csv", type=click.Path(dir_okay=False, path_type=Path),
+              help="Labelled CSV (id,platform,text and a column per target; optional split). "
+                   "Default: the bundled dataset.")
+@click.option("--epochs", type=click.IntRange(1, 100), default=None, help="Training epochs.")
+@click.option("--seed", type=int, default=None, help="Random seed (same seed, same model).")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Train on the first N training examples only (a quick smoke run).")
+@pass_app
+def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None) -> int:
+    """Fine-tune the bundled MiniLM weights into a stance classifier, offline."""
+    from analysis.train import HyperParameters
+
+    from .training import print_evaluation, run_training
+
+    defaults = HyperParameters()
+    hp = HyperParameters(epochs=epochs or defaults.epochs, seed=defaults.seed if seed is None else seed,
+                         limit=limit)
+    trained = run_training(app.config, app.err, hp, data_csv)
+    if trained.metrics:
+        print_evaluation(app.console, trained.model_id, trained.metrics)
+    click.echo(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "
+               f"(epoch {trained.card['selected_epoch']} of {hp.epochs} chosen on validation)")
+    return 0
+
+
+@cli.command()
+@click.option("--model", help="A model_id, or nli:<Hugging Face model id or folder> (default: stance.model).")
+@click.option("--relabel", is_flag=True, help="Label every post again with the current model.")
+@pass_app
+def classify(app: App, model: str | None, relabel: bool) -> int:
+    """Label posts that have no label from the current model, or whose text changed."""
+    from .classify import run_classification
+
+    summary = run_classification(app.config, app.err, relabel=relabel, model=model)
+    click.echo(summary.line())
+    return 0
+
+
+@cli.command()
+@click.option("--data", "data_csv", type=click.Path(dir_okay=False, path_type=Path),
+              help="Labelled CSV with the dataset's columns (default: the bundled dataset's test split).")
+@click.option("--model", help="A model_id or nli:<model> (default: stance.model, else the newest).")
+@click.option("--split", type=click.Choice(["train", "validation", "test"]),
+              help="Only rows of this split (default: test for the bundled data, every row of --data).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@pass_app
+def evaluate(app: App, data_csv: Path | None, model: str | None, split: str | None, as_json: bool) -> int:
+    """Per-target macro-F1 (favor, against), accuracy and confusion matrix; stored on the model."""
+    from .training import print_evaluation, run_evaluation
+
+    model_id, metrics = run_evaluation(app.config, app.err, data_csv, model, split)
+    if as_json:
+        click.echo(json.dumps({"model_id": model_id, "metrics": metrics}, indent=1))
+    else:
+        print_evaluation(app.console, model_id, metrics)
     return 0
 
 

@@ -92,6 +92,10 @@ class Target(_Section):
 
 class StanceSettings(_Section):
     model: str = ""
+    # Posts per inference batch (length-sorted); larger is a little faster and uses more memory.
+    batch_size: int = Field(64, ge=1, le=4096)
+    # Inference arithmetic: auto = bfloat16 where the CPU has bf16 instructions, else fp32.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     targets: list[Target] = Field(min_length=1)
 
 

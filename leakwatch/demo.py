@@ -48,6 +48,7 @@ def run_demo(demo_dir: Path, console: Console) -> int:
         warehouse.configure(con, config.target_names, None)
     demo_reddit(config, console)
     _collect_bluesky(config, console)
+    _label_posts(config, console)
     status_mod.show(status_mod.gather(config.warehouse_path), console)
     console.print(f"Query it: leakwatch --config {demo_dir / 'leakwatch.toml'} sql \"SELECT * FROM posts LIMIT 5\"")
     (demo_dir / "leakwatch.toml").write_text(default_config_text(), encoding="utf-8")
@@ -142,3 +143,20 @@ def _show_reddit(config: Config, console: Console) -> None:
                   f"{changes.get('deleted', 0)} deletions seen upstream")
     for community, score, comments, title in top:
         console.print(f"  r/{community} [{score} points, {comments} comments] {title}")
+
+
+# Set to 1 for smoke tests: the demo then trains a tiny one-epoch model on 32 examples (its own
+# model_id) instead of the real one, which takes minutes the first time on a machine.
+QUICK_MODEL_ENV = "LEAKWATCH_DEMO_QUICK_MODEL"
+
+
+def _label_posts(config: Config, console: Console) -> None:
+    """Train the stance model (or reuse the cached one), then label the collected posts."""
+    from analysis.train import HyperParameters
+
+    from .classify import run_classification
+    from .training import ensure_default_model
+
+    hp = HyperParameters(epochs=1, limit=32) if os.environ.get(QUICK_MODEL_ENV) == "1" else HyperParameters()
+    ensure_default_model(config, console, hp)
+    console.print(run_classification(config, console).line(), soft_wrap=True)

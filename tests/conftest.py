@@ -165,3 +165,21 @@ def reddit_section(server: Any, **values: Any) -> dict[str, Any]:
     """The [reddit] config section pointing praw at `server`, quick to fail in tests."""
     return {"oauth_url": server.url, "reddit_url": server.url, "page_size": 5, "backoff_seconds": 0.05,
             "timeout_seconds": 5, **values}
+
+
+# -- stance -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_demo_model(tmp_path_factory: pytest.TempPathFactory):
+    # Subprocesses inherit os.environ: `leakwatch demo` then trains in seconds, not minutes, and
+    # never touches the user's model cache.
+    saved = {k: os.environ.get(k) for k in ("LEAKWATCH_DEMO_QUICK_MODEL", "LEAKWATCH_CACHE_DIR")}
+    os.environ["LEAKWATCH_DEMO_QUICK_MODEL"] = "1"
+    os.environ["LEAKWATCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("model-cache"))
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

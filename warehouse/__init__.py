@@ -5,6 +5,16 @@ Other packages use only what is exported here and the data classes in `warehouse
 
 from .connection import open_reader, open_writer, reading, writing
 from .errors import WarehouseError
+from .labels import (
+    LABEL_SCHEMA,
+    ModelInfo,
+    get_model,
+    list_models,
+    posts_to_label,
+    register_model,
+    set_model_metrics,
+    write_labels,
+)
 from .posts import posts_to_arrow, upsert_posts
 from .records import Checkpoint, Page, Post, UpsertResult
 from .runs import (
@@ -19,7 +29,9 @@ from .schema import LATEST_VERSION, schema_version
 from .views import configure, get_setting, get_targets
 
 __all__ = [
+    "LABEL_SCHEMA",
     "LATEST_VERSION",
+    "ModelInfo",
     "Checkpoint",
     "Page",
     "Post",
@@ -31,6 +43,12 @@ __all__ = [
     "configure",
     "finish_run",
     "get_checkpoints",
+    "get_model",
+    "list_models",
+    "posts_to_label",
+    "register_model",
+    "set_model_metrics",
+    "write_labels",
     "get_setting",
     "get_targets",
     "open_reader",

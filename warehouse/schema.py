@@ -143,7 +143,9 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     ).fetchone()[0]
     if not exists:
         return 0
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    # fetchall, not fetchone: DuckDB 2 keeps a half-read result open, and a later register() on
+    # this connection (the Arrow bulk inserts) then fails with "unfinished result".
+    row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
     return int(row[0] or 0)
 
 

@@ -1,0 +1,134 @@
+"""Stance models for the command line: where they live, which one is current, loading, caching.
+
+A trained model is a folder `<data_dir>/models/<model_id>/` with a model_card.json, registered in
+the warehouse's `models` table. `stance.model` (or `--model`) picks one by id, or names an NLI
+model as `nli:<hub id or folder>`; empty means the newest registered model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+import warehouse
+from analysis.errors import ModelError
+
+from .config import Config
+
+if TYPE_CHECKING:
+    from analysis.stance import StanceBackend
+
+NLI_PREFIX = "nli:"
+CACHE_ENV = "LEAKWATCH_CACHE_DIR"
+NO_MODEL_HINT = ("run `leakwatch train` to fine-tune one (a few minutes on 2 cores), "
+                 "or `leakwatch demo`, which trains one automatically")
+
+
+def models_dir(config: Config) -> Path:
+    return config.data_dir / "models"
+
+
+def cache_dir() -> Path:
+    """Per-user cache of trained models, so the demo and benchmarks train once per machine."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "leakwatch" / "models"
+
+
+def target_specs(config: Config) -> list[Any]:
+    from analysis.stance import TargetSpec
+
+    return [TargetSpec(t.name, t.description) for t in config.settings.stance.targets]
+
+
+def register_folder(con: duckdb.DuckDBPyConnection, folder: Path, metrics: dict | None = None) -> str:
+    """Register a trained model folder (by its card) in the warehouse; returns its model_id."""
+    from analysis.stance import read_card
+
+    card = read_card(folder)
+    created = datetime.fromisoformat(card["created_at"]) if card.get("created_at") else datetime.now(UTC)
+    warehouse.register_model(con, warehouse.ModelInfo(
+        model_id=card["model_id"], backend=card["backend"], base_weights=card.get("base_weights"),
+        training_data_hash=card.get("data", {}).get("sha256"), path=str(folder), created_at=created,
+        metrics=metrics if metrics is not None else (card.get("metrics", {}).get("test") or None), card=card,
+    ))
+    return card["model_id"]
+
+
+def chosen_model(config: Config, override: str | None) -> str:
+    return (override if override is not None else config.settings.stance.model).strip()
+
+
+def load_backend(config: Config, con: duckdb.DuckDBPyConnection, override: str | None = None) -> StanceBackend:
+    """The model to label with, registered in the warehouse; one clear error when there is none."""
+    spec = chosen_model(config, override)
+    targets = config.target_names
+    if spec.startswith(NLI_PREFIX):
+        return _load_nli(config, con, spec[len(NLI_PREFIX):].strip())
+    if spec:
+        info = warehouse.get_model(con, spec)
+        if info is None:
+            folder = models_dir(config) / spec
+            if not (folder / "model_card.json").is_file():
+                known = ", ".join(m.model_id for m in warehouse.list_models(con)) or "none"
+                raise ModelError(f"unknown model {spec!r} (registered: {known}); {NO_MODEL_HINT}")
+            register_folder(con, folder)
+            info = warehouse.get_model(con, spec)
+    else:
+        from analysis.stance import FINETUNED_BACKEND
+
+        trained = [m for m in warehouse.list_models(con) if m.backend == FINETUNED_BACKEND]
+        if not trained:
+            raise ModelError(f"no stance model yet: {NO_MODEL_HINT}")
+        info = trained[0]
+    assert info is not None
+    if info.backend == "nli":
+        return _load_nli(config, con, info.base_weights or "")
+    from analysis.stance import FineTunedStance
+
+    if not info.path or not Path(info.path).is_dir():
+        raise ModelError(f"model {info.model_id}'s files are gone (expected {info.path}); {NO_MODEL_HINT}")
+    stance = config.settings.stance
+    backend = FineTunedStance.load(info.path, batch_size=stance.batch_size, precision=stance.precision)
+    missing = [t for t in targets if t not in backend.targets]
+    if missing:
+        raise ModelError(
+            f"model {info.model_id} labels {', '.join(backend.targets)} but the config also has target "
+            f"{', '.join(missing)}; train a model with `leakwatch train --data CSV` on a CSV with a column "
+            "per target, or use an NLI model (stance.model = \"nli:<model>\")"
+        )
+    return backend
+
+
+def _load_nli(config: Config, con: duckdb.DuckDBPyConnection, ref: str) -> StanceBackend:
+    from analysis.stance import NLI_BACKEND, NliStance
+
+    if not ref:
+        raise ModelError("stance.model = \"nli:\" needs a model after the colon, e.g. nli:MoritzLaurer/...")
+    backend = NliStance(ref, target_specs(config), batch_size=config.settings.stance.batch_size)
+    if warehouse.get_model(con, backend.model_id) is None:
+        card = {"model_id": backend.model_id, "backend": NLI_BACKEND, "base_weights": ref,
+                "targets": [[t.name, t.description] for t in backend.specs], "templates": backend.templates}
+        warehouse.register_model(con, warehouse.ModelInfo(
+            backend.model_id, NLI_BACKEND, ref, None, ref, datetime.now(UTC), None, card))
+    return backend
+
+
+def copy_model(source: Path, destination_dir: Path) -> Path:
+    """Copy a model folder next to others, atomically (temp name + rename)."""
+    final = destination_dir / source.name
+    staging = destination_dir / f".{source.name}.tmp-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    destination_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, staging)
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+    return final
