@@ -159,6 +159,10 @@ def test_demo_creates_a_warehouse(tmp_path: Path):
     result = run_cli("demo", "--dir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "demo" / "leakwatch-data" / "leakwatch.duckdb").exists()
+    assert "Weekly exports" in result.stdout and "export 2024-W48:" in result.stdout
+    from test_export import check_demo_exports
+
+    check_demo_exports(tmp_path / "demo")
 
 
 def test_missing_secret_names_the_variable(monkeypatch):
