@@ -23,6 +23,8 @@ import warehouse
 from analysis.dataset import (
     DATASET_PATH,
     LABELS,
+    PART_NAMES,
+    PARTS_DIR,
     LabelledData,
     build_dataset,
     load_dataset,
@@ -111,6 +113,25 @@ def test_dataset_is_large_labelled_for_both_targets_and_split_by_id_hash(tmp_pat
     rebuilt = tmp_path / "rebuilt.csv"
     build_dataset(out=rebuilt)
     assert rebuilt.read_bytes() == DATASET_PATH.read_bytes()
+    assert len(data.examples) == 420 * len(PART_NAMES)
+
+
+def test_build_dataset_takes_exactly_the_listed_parts(tmp_path: Path):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for name in PART_NAMES[:-1]:
+        shutil.copy(PARTS_DIR / f"stance_part_{name}.csv", parts)
+    out = tmp_path / "out.csv"
+    with pytest.raises(DatasetError, match=f"missing stance_part_{PART_NAMES[-1]}.csv"):
+        build_dataset(parts, out)
+    shutil.copy(PARTS_DIR / f"stance_part_{PART_NAMES[-1]}.csv", parts)
+    shutil.copy(PARTS_DIR / "stance_part_a.csv", parts / "stance_part_z.csv")  # an unreviewed draft
+    with pytest.raises(DatasetError, match="stance_part_z.csv not in the dataset's parts list"):
+        build_dataset(parts, out)
+    assert not out.exists()  # nothing half-written
+    (parts / "stance_part_z.csv").unlink()
+    assert build_dataset(parts, out) == 420 * len(PART_NAMES)
+    assert out.read_bytes() == DATASET_PATH.read_bytes()
 
 
 @pytest.mark.parametrize("content, message", [
