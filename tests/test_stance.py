@@ -227,6 +227,23 @@ def test_training_is_deterministic_with_a_seed():
     assert other.model_id != first.model_id and not same(first, other)
 
 
+def test_layer_decay_scales_encoder_learning_rates_by_depth():
+    from analysis.stance import new_stance_model
+    from analysis.train import HyperParameters, _parameter_groups, base_model_path
+
+    model = new_stance_model(base_model_path(), ["openai", "artists"], pooling="target_attention")
+    hp = HyperParameters(learning_rate=1e-4, head_learning_rate=1e-3, layer_decay=0.5)
+    lr_of = {id(p): g["lr"] for g in _parameter_groups(model, hp) for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(lr_of) == len(named)  # every parameter in exactly one group
+    assert lr_of[id(named["bert.encoder.layer.5.output.dense.weight"])] == pytest.approx(1e-4)
+    assert lr_of[id(named["bert.encoder.layer.0.output.dense.weight"])] == pytest.approx(1e-4 * 0.5**5)
+    assert lr_of[id(named["bert.embeddings.word_embeddings.weight"])] == pytest.approx(1e-4 * 0.5**6)
+    assert lr_of[id(named["target_heads.0.weight"])] == pytest.approx(1e-3)
+    plain = {g["lr"] for g in _parameter_groups(model, HyperParameters(learning_rate=1e-4))}
+    assert plain == {1e-4, HyperParameters().head_learning_rate}
+
+
 # --- classify --------------------------------------------------------------------------------
 
 
