@@ -49,7 +49,7 @@ def run_demo(demo_dir: Path, console: Console) -> int:
     demo_reddit(config, console)
     _collect_bluesky(config, console)
     _label_posts(config, console)
-    status_mod.show(status_mod.gather(config.warehouse_path), console)
+    status_mod.show(status_mod.gather(config.warehouse_path), console, brief=True)
     console.print(f"Query it: leakwatch --config {demo_dir / 'leakwatch.toml'} sql \"SELECT * FROM posts LIMIT 5\"")
     (demo_dir / "leakwatch.toml").write_text(default_config_text(), encoding="utf-8")
     _write_report(config, console)

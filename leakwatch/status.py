@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,27 +52,43 @@ def gather(path: Path) -> dict[str, Any]:
         }
 
 
-def _table(title: str, rows: list[dict[str, Any]], console: Console, empty: str) -> None:
+# Columns the human view leaves out to stay readable in an 80-column terminal (--json has them all).
+_HIDDEN = {"finished_at", "error", "updated_at"}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def _table(title: str, rows: list[dict[str, Any]], console: Console, empty: str,
+           hidden: frozenset[str] | set[str] = frozenset()) -> None:
     if not rows:
         console.print(f"[bold]{title}[/bold]: {empty}")
         return
+    columns = [name for name in rows[0] if name not in hidden]
     table = Table(title=title, title_justify="left", header_style="bold")
-    for name in rows[0]:
-        table.add_column(name, overflow="fold")
+    for name in columns:
+        table.add_column(name.replace("_", " "), overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*(_cell(row[name]) for name in columns))
     console.print(table)
 
 
-def show(info: dict[str, Any], console: Console) -> None:
+def show(info: dict[str, Any], console: Console, brief: bool = False) -> None:
+    """The human view; `brief` (for the demo) leaves out runs and checkpoints."""
     size_mb = info["size_bytes"] / 1_000_000
     console.print(
         f"[bold]Warehouse[/bold] {info['warehouse']} ({size_mb:.1f} MB), "
         f"schema version {info['schema_version']}, current model: {info['current_model'] or 'none yet'}"
     )
     _table("Posts", info["posts"], console, "none collected yet")
-    _table("Last runs", info["runs"], console, "no collection runs yet")
-    _table("Checkpoints", info["checkpoints"], console, "none yet")
+    if not brief:
+        _table("Last runs", info["runs"], console, "no collection runs yet", _HIDDEN)
+        _table("Checkpoints", info["checkpoints"], console, "none yet", _HIDDEN)
     _table("Labels", info["labels"], console, "no posts labelled yet")
-    if info["recent_errors"]:
+    if info["recent_errors"] and not brief:
         _table("Recent errors", info["recent_errors"], console, "")
