@@ -24,6 +24,8 @@ PARTS_DIR = DATA_DIR / "parts"
 DATASET_PATH = DATA_DIR / "stance_dataset.csv"
 DATASET_TARGETS: tuple[str, ...] = ("openai", "artists")
 _PART_COLUMNS = ["id", "platform", "text", *DATASET_TARGETS]
+# The hand-written parts, in merge order (d: sarcastic and "both sides are bad" posts about OpenAI).
+PART_NAMES: tuple[str, ...] = ("a", "b", "c", "d")
 # Percent of ids in train and validation; the rest is test.
 _TRAIN_PERCENT, _VALIDATION_PERCENT = 70, 15
 
@@ -129,11 +131,22 @@ def load_dataset(targets: list[str] | None = None) -> LabelledData:
     return LabelledData(data.examples, targets, "analysis/data/stance_dataset.csv", data.sha256)
 
 
-def build_dataset(parts_dir: Path = PARTS_DIR, out: Path = DATASET_PATH, expected_rows: int | None = 420) -> int:
-    """Merge and validate the parts into the split dataset file; returns the number of rows."""
-    parts = sorted(parts_dir.glob("stance_part_*.csv"))
-    if not parts:
-        raise DatasetError(f"no stance_part_*.csv files in {parts_dir}")
+def build_dataset(parts_dir: Path = PARTS_DIR, out: Path = DATASET_PATH, expected_rows: int | None = 420,
+                  part_names: tuple[str, ...] = PART_NAMES) -> int:
+    """Merge and validate the parts into the split dataset file; returns the number of rows.
+
+    Exactly the listed parts, in order: a missing one, or a stray stance_part_*.csv (a draft not
+    yet reviewed), is an error rather than a silently different dataset."""
+    parts = [parts_dir / f"stance_part_{name}.csv" for name in part_names]
+    missing = [p.name for p in parts if not p.is_file()]
+    if missing:
+        raise DatasetError(f"{parts_dir}: missing {', '.join(missing)}")
+    stray = sorted(p.name for p in parts_dir.glob("stance_part_*.csv") if p not in parts)
+    if stray:
+        raise DatasetError(
+            f"{parts_dir}: {', '.join(stray)} not in the dataset's parts list "
+            f"({', '.join(part_names)}); add it to PART_NAMES in analysis/dataset.py or move it away"
+        )
     rows: list[dict[str, str]] = []
     seen: set[str] = set()
     for part in parts:

@@ -74,7 +74,11 @@ def _toml(value: object) -> str:
 
 
 def cli_env(handle: str = DEMO_HANDLE, password: str | None = DEMO_APP_PASSWORD) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLUESKY_", "LEAKWATCH_"))}
+    # Keep the suite's quick-demo-model and model-cache settings (conftest), so a demo run neither
+    # trains the full model nor writes into the user's cache.
+    keep = ("LEAKWATCH_DEMO_QUICK_MODEL", "LEAKWATCH_CACHE_DIR")
+    env = {k: v for k, v in os.environ.items()
+           if k in keep or not k.startswith(("BLUESKY_", "LEAKWATCH_"))}
     env["BLUESKY_HANDLE"] = handle
     if password is not None:
         env["BLUESKY_APP_PASSWORD"] = password

@@ -23,6 +23,8 @@ import warehouse
 from analysis.dataset import (
     DATASET_PATH,
     LABELS,
+    PART_NAMES,
+    PARTS_DIR,
     LabelledData,
     build_dataset,
     load_dataset,
@@ -111,6 +113,25 @@ def test_dataset_is_large_labelled_for_both_targets_and_split_by_id_hash(tmp_pat
     rebuilt = tmp_path / "rebuilt.csv"
     build_dataset(out=rebuilt)
     assert rebuilt.read_bytes() == DATASET_PATH.read_bytes()
+    assert len(data.examples) == 420 * len(PART_NAMES)
+
+
+def test_build_dataset_takes_exactly_the_listed_parts(tmp_path: Path):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for name in PART_NAMES[:-1]:
+        shutil.copy(PARTS_DIR / f"stance_part_{name}.csv", parts)
+    out = tmp_path / "out.csv"
+    with pytest.raises(DatasetError, match=f"missing stance_part_{PART_NAMES[-1]}.csv"):
+        build_dataset(parts, out)
+    shutil.copy(PARTS_DIR / f"stance_part_{PART_NAMES[-1]}.csv", parts)
+    shutil.copy(PARTS_DIR / "stance_part_a.csv", parts / "stance_part_z.csv")  # an unreviewed draft
+    with pytest.raises(DatasetError, match="stance_part_z.csv not in the dataset's parts list"):
+        build_dataset(parts, out)
+    assert not out.exists()  # nothing half-written
+    (parts / "stance_part_z.csv").unlink()
+    assert build_dataset(parts, out) == 420 * len(PART_NAMES)
+    assert out.read_bytes() == DATASET_PATH.read_bytes()
 
 
 @pytest.mark.parametrize("content, message", [
@@ -204,6 +225,23 @@ def test_training_is_deterministic_with_a_seed():
     assert same(first, second)
     other = train_model(data, HyperParameters(epochs=1, batch_size=4, seed=8))
     assert other.model_id != first.model_id and not same(first, other)
+
+
+def test_layer_decay_scales_encoder_learning_rates_by_depth():
+    from analysis.stance import new_stance_model
+    from analysis.train import HyperParameters, _parameter_groups, base_model_path
+
+    model = new_stance_model(base_model_path(), ["openai", "artists"], pooling="target_attention")
+    hp = HyperParameters(learning_rate=1e-4, head_learning_rate=1e-3, layer_decay=0.5)
+    lr_of = {id(p): g["lr"] for g in _parameter_groups(model, hp) for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(lr_of) == len(named)  # every parameter in exactly one group
+    assert lr_of[id(named["bert.encoder.layer.5.output.dense.weight"])] == pytest.approx(1e-4)
+    assert lr_of[id(named["bert.encoder.layer.0.output.dense.weight"])] == pytest.approx(1e-4 * 0.5**5)
+    assert lr_of[id(named["bert.embeddings.word_embeddings.weight"])] == pytest.approx(1e-4 * 0.5**6)
+    assert lr_of[id(named["target_heads.0.weight"])] == pytest.approx(1e-3)
+    plain = {g["lr"] for g in _parameter_groups(model, HyperParameters(learning_rate=1e-4))}
+    assert plain == {1e-4, HyperParameters().head_learning_rate}
 
 
 # --- classify --------------------------------------------------------------------------------
