@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -183,3 +183,29 @@ def _quick_demo_model(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+# -- the demo ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoRun:
+    result: subprocess.CompletedProcess[str]
+    folder: Path  # the demo's --dir
+    cache: Path  # its own model cache, empty before the run
+
+    @property
+    def db(self) -> Path:
+        return self.folder / "leakwatch-data" / "leakwatch.duckdb"
+
+
+@pytest.fixture(scope="session")
+def demo_run(_quick_demo_model: None, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`leakwatch demo` run once, as a subprocess, for the whole suite: every feature's test checks its
+    own step of the same run instead of paying for the whole pipeline again."""
+    root = tmp_path_factory.mktemp("demo-run")
+    env = cli_env({"HF_HUB_OFFLINE": "1", "LEAKWATCH_CACHE_DIR": str(root / "cache")})
+    result = subprocess.run([sys.executable, "-m", "leakwatch", "demo", "--dir", str(root / "demo")],
+                            capture_output=True, text=True, env=env, timeout=600, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return DemoRun(result, root / "demo", root / "cache")

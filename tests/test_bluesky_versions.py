@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bluesky_support import T0, collect, item, query, run_cli, stored_ids, uris, write_config
+from bluesky_support import T0, collect, item, query, stored_ids, uris, write_config
 
 from collectors.replay.bluesky_api import BlueskyReplay, post_uri
 from collectors.replay.corpus import Edit, load_sample_corpus, matches
@@ -52,19 +52,15 @@ def test_revisit_records_edits_and_deletions(tmp_path):
     assert query(tmp_path, "SELECT count(*) FROM post_versions WHERE change = 'deleted'") == [(1,)]
 
 
-def test_demo_collects_the_sample_corpus_bluesky_posts(tmp_path):
-    config = tmp_path / "unused.toml"
-    config.write_text("", encoding="utf-8")  # the demo builds its own config in its folder
-    result = run_cli(config, "demo", "--dir", str(tmp_path / "demo"))
-    assert result.returncode == 0, result.stderr
-    assert re.search(r"bluesky: run \d+ ok", result.stdout)
+def test_demo_collects_the_sample_corpus_bluesky_posts(demo_run):
+    assert re.search(r"bluesky: run \d+ ok", demo_run.result.stdout)
     sample = [i for i in load_sample_corpus() if i.platform == "bluesky"]
     end = max(i.created_at for i in sample) + timedelta(days=1)
     queries = ("sora leak", "sora artists", '"PR puppets"', "sora openai")
     matched = {i.id for i in sample if i.created_at <= end and any(matches(q, i, end) for q in queries)}
     import duckdb
 
-    con = duckdb.connect(str(tmp_path / "demo" / "leakwatch-data" / "leakwatch.duckdb"), read_only=True)
+    con = duckdb.connect(str(demo_run.db), read_only=True)
     rows = con.execute("SELECT post_id, len(matched_queries) > 0 FROM posts WHERE platform = 'bluesky'").fetchall()
     con.close()
     searched = {uri.rsplit("/", 1)[1] for uri, was_matched in rows if was_matched}

@@ -155,14 +155,12 @@ def test_unknown_command_is_a_usage_error():
     assert result.returncode == 2 and "No such command" in result.stderr
 
 
-def test_demo_creates_a_warehouse(tmp_path: Path):
-    result = run_cli("demo", "--dir", str(tmp_path / "demo"))
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "demo" / "leakwatch-data" / "leakwatch.duckdb").exists()
-    assert "Weekly exports" in result.stdout and "export 2024-W48:" in result.stdout
+def test_demo_creates_a_warehouse_and_weekly_exports(demo_run):
+    assert demo_run.db.exists()
+    assert "Weekly exports" in demo_run.result.stdout and "export 2024-W48:" in demo_run.result.stdout
     from test_export import check_demo_exports
 
-    check_demo_exports(tmp_path / "demo")
+    check_demo_exports(demo_run.folder)
 
 
 def test_missing_secret_names_the_variable(monkeypatch):

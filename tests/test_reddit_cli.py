@@ -96,13 +96,9 @@ def test_killed_mid_run_then_resumes_without_gap_or_duplicate(reddit_corpus, red
     assert query(db, "SELECT newest_id FROM checkpoints")[0][0] == f"t3_{newer[-1].id}"
 
 
-def test_demo_collects_reddit_from_the_replay_server(tmp_path):
-    demo_dir = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "leakwatch", "demo", "--dir", str(demo_dir)], cwd=REPO,
-                            env=cli_env(), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "Reddit posts stored" in result.stdout
-    db = demo_dir / "leakwatch-data" / "leakwatch.duckdb"
+def test_demo_collects_reddit_from_the_replay_server(demo_run):
+    assert "Reddit posts stored" in demo_run.result.stdout
+    db = demo_run.db
     kinds = dict(query(db, "SELECT kind, count(*) FROM posts WHERE platform = 'reddit' GROUP BY kind"))
     assert kinds["submission"] >= 30 and kinds["comment"] >= 100
     changes = dict(query(db, "SELECT change, count(*) FROM post_versions GROUP BY change"))

@@ -280,11 +280,8 @@ def test_cli_report_bad_input_is_one_clear_line(config, tmp_path):
     assert missing.returncode == 1 and "no warehouse" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_demo_ends_with_the_report(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "leakwatch", "demo", "--dir", str(tmp_path / "demo")],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    page = tmp_path / "demo" / "leakwatch-data" / "report" / "report.html"
-    assert "Report: " in done.stdout and page.name in done.stdout
+def test_demo_ends_with_the_report(demo_run):
+    page = demo_run.folder / "leakwatch-data" / "report" / "report.html"
+    assert "Report: " in demo_run.result.stdout and page.name in demo_run.result.stdout
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert (page.parent / "volume.png").read_bytes().startswith(PNG_MAGIC)

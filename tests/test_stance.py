@@ -421,16 +421,11 @@ def test_classify_with_a_local_nli_model(tmp_path: Path):
 # --- demo ------------------------------------------------------------------------------------
 
 
-def test_demo_labels_the_collected_posts(tmp_path: Path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LEAKWATCH_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("LEAKWATCH_CONFIG", None)
-    result = subprocess.run([sys.executable, "-m", "leakwatch", "demo", "--dir", str(tmp_path / "demo")],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "training the stance model" in result.stdout and "classify:" in result.stdout
-    cached = list((tmp_path / "cache").iterdir())
+def test_demo_labels_the_collected_posts(demo_run):
+    assert "training the stance model" in demo_run.result.stdout and "classify:" in demo_run.result.stdout
+    cached = list(demo_run.cache.iterdir())
     assert len(cached) == 1 and cached[0].name.startswith("minilm-stance-")
-    with warehouse.reading(tmp_path / "demo" / "leakwatch-data" / "leakwatch.duckdb") as con:
+    with warehouse.reading(demo_run.db) as con:
         assert warehouse.get_setting(con, "current_model") == cached[0].name
         posts = con.execute("SELECT count(*) FROM posts").fetchall()[0][0]
         labelled = con.execute("SELECT count(*) FROM labels WHERE model_id = ?", [cached[0].name]).fetchall()[0][0]
