@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from warehouse.records import Checkpoint, Page, Post
 
 from .base import AuthError, CollectorError
+from .retry import RetryPolicy, backoff_delay
 
 if TYPE_CHECKING:
     import praw
@@ -450,7 +450,7 @@ class RedditCollector:
                 failures += 1
                 if failures > self.options.retries:
                     raise self._error(f"{what} kept failing after {failures} attempts: {_describe(exc)}") from None
-                delay = self.options.backoff_seconds * 2 ** (failures - 1) * (0.5 + random.random())
+                delay = backoff_delay(failures, RetryPolicy(base_delay=self.options.backoff_seconds))
                 log.warning("reddit: %s failed (%s); retrying in %.1fs", what, _describe(exc), delay)
                 time.sleep(delay)
             except ResponseException as exc:
