@@ -16,10 +16,11 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 
@@ -175,42 +176,42 @@ class _HashingWriter:
         return self.handle.write(data)
 
 
-def write_csv_atomically(final: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> tuple[int, str]:
-    """Write rows as RFC 4180 CSV (CRLF, minimal quoting), rename into place; return (rows, sha256)."""
+@contextmanager
+def _atomic_binary(final: Path) -> Iterator[BinaryIO]:
+    """A handle on a temp file beside `final`: synced and renamed into place on success, removed
+    on any failure, so `final` is either the whole new file or untouched."""
     temp = _temp_name(final)
-    pause = float(os.environ.get(PAUSE_ENV) or 0)
-    count = 0
     try:
         with open(temp, "wb") as handle:
-            sink = _HashingWriter(handle)
-            writer = csv.writer(sink, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-            writer.writerow(header)
-            for row in rows:
-                writer.writerow([_cell(v) for v in row])
-                count += 1
-                if count == 1 and pause:
-                    handle.flush()
-                    time.sleep(pause)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, final)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def write_csv_atomically(final: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> tuple[int, str]:
+    """Write rows as RFC 4180 CSV (CRLF, minimal quoting), rename into place; return (rows, sha256)."""
+    pause = float(os.environ.get(PAUSE_ENV) or 0)
+    count = 0
+    with _atomic_binary(final) as handle:
+        sink = _HashingWriter(handle)
+        writer = csv.writer(sink, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_cell(v) for v in row])
+            count += 1
+            if count == 1 and pause:
+                handle.flush()
+                time.sleep(pause)
     return count, sink.sha.hexdigest()
 
 
 def write_text_atomically(final: Path, text: str) -> None:
-    temp = _temp_name(final)
-    try:
-        with open(temp, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with _atomic_binary(final) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def file_sha256(path: Path) -> str:
