@@ -15,9 +15,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from warehouse.records import LABELS
+
 from .errors import DatasetError
 
-LABELS: tuple[str, ...] = ("favor", "against", "none")
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PARTS_DIR = DATA_DIR / "parts"

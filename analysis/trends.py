@@ -27,9 +27,10 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from .trend_errors import TrendsError
+from warehouse.records import LABELS
 
-LABELS = ("favor", "against", "none")
+from .errors import TrendsError
+
 PERIODS = ("day", "week")
 UNITS = ("posts", "authors")
 DEFAULT_BOOTSTRAP_SAMPLES = 1000

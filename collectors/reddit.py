@@ -478,8 +478,6 @@ def make_reddit(options: RedditOptions, client_id: str, client_secret: str, user
     import praw
     from prawcore.exceptions import InvalidInvocation
 
-    from leakwatch.config import ConfigError
-
     try:
         return praw.Reddit(
             client_id=client_id,
@@ -492,7 +490,7 @@ def make_reddit(options: RedditOptions, client_id: str, client_secret: str, user
             requestor_kwargs={"timeout": options.timeout_seconds},
         )
     except InvalidInvocation as exc:
-        raise ConfigError(f"REDDIT_USER_AGENT is not usable ({exc}); describe your app, "
+        raise AuthError(f"REDDIT_USER_AGENT is not usable ({exc}); describe your app, "
                           "e.g. 'leakwatch/0.1 by u/yourname'") from None
 
 

@@ -10,31 +10,12 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-import warehouse
-from analysis.errors import DatasetError, ModelError
-from analysis.trend_errors import TrendsError
-from collectors.base import CollectorError
-
 from . import sql as sql_mod
 from . import status as status_mod
-from .config import Config, ConfigError, load_config
-from .daemon import DaemonLockError
-from .export import ExportError
+from .config import Config, load_config
+from .errors import USER_ERRORS
 
 log = logging.getLogger("leakwatch")
-
-# Errors that carry a message meant for the user: printed as one line, exit code 1.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError,
-    warehouse.WarehouseError,
-    sql_mod.SqlError,
-    CollectorError,
-    ExportError,
-    DaemonLockError,
-    TrendsError,
-    DatasetError,
-    ModelError,
-)
 
 
 class App:

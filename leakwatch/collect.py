@@ -13,7 +13,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 import warehouse
 from collectors.base import Collector, CollectorError
 
-from .config import Config, ConfigError
+from .config import Config
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 

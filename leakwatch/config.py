@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import ConfigError
+
 DEFAULT_CONFIG_NAME = "default.toml"
 CONFIG_ENV = "LEAKWATCH_CONFIG"
 
@@ -22,10 +24,6 @@ SECRET_ENV_VARS = (
     "BLUESKY_APP_PASSWORD",
     "LEAKWATCH_PSEUDONYM_KEY",  # the key of `export --pseudonymize-authors`
 )
-
-
-class ConfigError(Exception):
-    """The configuration or environment is wrong; the message names what and where."""
 
 
 class _Section(BaseModel):

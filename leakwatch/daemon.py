@@ -27,13 +27,10 @@ from rich.console import Console
 import warehouse
 
 from .config import Config
+from .errors import DaemonLockError, is_user_error
 from .logs import FILE_ONLY, redact
 
 log = logging.getLogger(__name__)
-
-
-class DaemonLockError(Exception):
-    """Another daemon already works on this warehouse."""
 
 
 class DaemonLock:
@@ -86,7 +83,6 @@ class Daemon:
         self._turn = threading.Lock()
         self._idle = threading.Condition()
         self._running = 0
-        self._classify_missing_told = False
 
     # -- the jobs -----------------------------------------------------------------------------------
     @property
@@ -118,13 +114,8 @@ class Daemon:
             self._classify()
 
     def _classify(self) -> None:
-        try:
-            from .classify import run_classification
-        except ImportError:
-            if not self._classify_missing_told:
-                log.warning("classification is not available in this installation; posts stay unlabelled")
-                self._classify_missing_told = True
-            return
+        from .classify import run_classification
+
         try:
             summary = run_classification(self.config, console=None)
         except Exception as exc:
@@ -150,7 +141,7 @@ class Daemon:
 
     def _record_failure(self, job: str, exc: BaseException) -> None:
         """A failed job becomes a `runs` row (platform = the platform or the job's name)."""
-        text = redact(f"{type(exc).__name__}: {exc}" if not _is_user_error(exc) else str(exc))
+        text = redact(f"{type(exc).__name__}: {exc}" if not is_user_error(exc) else str(exc))
         try:
             with warehouse.writing(self.config.warehouse_path) as con:
                 run_id = warehouse.start_run(con, job, [])
@@ -178,7 +169,7 @@ class Daemon:
             except Exception as exc:
                 self.failures += 1
                 log.error("%s failed: %s", name, redact(str(exc)) or type(exc).__name__)
-                if not _is_user_error(exc) and not isinstance(exc, JobFailed):
+                if not is_user_error(exc) and not isinstance(exc, JobFailed):
                     # The traceback of an unexpected error goes to the log file only.
                     log.error("%s: traceback", name, exc_info=True, extra={FILE_ONLY: True})
                 return False
@@ -273,13 +264,6 @@ class Daemon:
 
 class JobFailed(Exception):
     """A job ended in failure that is already recorded (e.g. a collection run with status failed)."""
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    """An error whose message is meant for the user (no traceback needed): the CLI's list."""
-    from .cli import USER_ERRORS
-
-    return isinstance(exc, USER_ERRORS)
 
 
 def _hard_exit(code: int) -> None:

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 import duckdb
 
 import warehouse
+from analysis.errors import ExportError
 
 from .config import Config, require_env
 
@@ -41,10 +42,6 @@ _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 # What a spreadsheet would read as a formula (OWASP "CSV injection"); tab and CR too.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FETCH_BATCH = 5000
-
-
-class ExportError(Exception):
-    """An export cannot be made as asked; the message says what to change."""
 
 
 @dataclass(frozen=True)

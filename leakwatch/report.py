@@ -12,7 +12,7 @@ from rich.table import Table
 
 import warehouse
 from analysis import report as report_mod
-from analysis.trend_errors import TrendsError
+from analysis.errors import TrendsError
 from analysis.trends import LABELS, TrendTable, Window, stance_trends
 
 from .config import Config

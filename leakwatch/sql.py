@@ -24,7 +24,7 @@ _READING = {
 }
 
 
-class SqlError(Exception):
+class SqlError(warehouse.WarehouseError):
     """A query the user wrote cannot run; the message says why in one line."""
 
 

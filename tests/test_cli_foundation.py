@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import warehouse
-from leakwatch.config import ConfigError, default_config_text, load_config, require_env
+from leakwatch.config import default_config_text, load_config, require_env
+from leakwatch.errors import ConfigError
 from leakwatch.logs import RedactSecrets
 from warehouse.records import Post
 

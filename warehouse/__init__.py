@@ -1,62 +1,41 @@
-"""The DuckDB warehouse: schema, connections, posts, runs, checkpoints and user views.
+"""The DuckDB warehouse: schema, connections, posts, runs, checkpoints, labels and every SQL statement.
 
-Other packages use only what is exported here and the data classes in `warehouse.records`.
+Other packages use only what is exported here and the data classes in `warehouse.records`. Names are
+loaded on first use (PEP 562), so `import warehouse.records` — what collectors do — never imports
+duckdb.
 """
 
-from .connection import open_reader, open_writer, reading, writing
-from .errors import WarehouseError
-from .labels import (
-    LABEL_SCHEMA,
-    ModelInfo,
-    get_model,
-    list_models,
-    posts_to_label,
-    register_model,
-    set_model_metrics,
-    write_labels,
-)
-from .posts import posts_to_arrow, upsert_posts
-from .records import Checkpoint, Page, Post, UpsertResult
-from .runs import (
-    add_to_run,
-    close_abandoned_runs,
-    commit_page,
-    finish_run,
-    get_checkpoints,
-    start_run,
-)
-from .schema import LATEST_VERSION, schema_version
-from .views import configure, get_setting, get_targets
+from __future__ import annotations
 
-__all__ = [
-    "LABEL_SCHEMA",
-    "LATEST_VERSION",
-    "ModelInfo",
-    "Checkpoint",
-    "Page",
-    "Post",
-    "UpsertResult",
-    "WarehouseError",
-    "add_to_run",
-    "close_abandoned_runs",
-    "commit_page",
-    "configure",
-    "finish_run",
-    "get_checkpoints",
-    "get_model",
-    "list_models",
-    "posts_to_label",
-    "register_model",
-    "set_model_metrics",
-    "write_labels",
-    "get_setting",
-    "get_targets",
-    "open_reader",
-    "open_writer",
-    "posts_to_arrow",
-    "reading",
-    "schema_version",
-    "start_run",
-    "upsert_posts",
-    "writing",
-]
+from importlib import import_module
+from typing import Any
+
+# Exported name -> the submodule that defines it.
+_EXPORTS = {
+    "open_reader": "connection", "open_writer": "connection", "reading": "connection", "writing": "connection",
+    "WarehouseError": "errors",
+    "LABEL_SCHEMA": "labels", "ModelInfo": "labels", "get_model": "labels", "list_models": "labels",
+    "posts_to_label": "labels", "register_model": "labels", "set_model_metrics": "labels",
+    "write_labels": "labels",
+    "posts_to_arrow": "posts", "upsert_posts": "posts",
+    "LABELS": "records", "Checkpoint": "records", "Page": "records", "Post": "records", "UpsertResult": "records",
+    "add_to_run": "runs", "close_abandoned_runs": "runs", "commit_page": "runs", "finish_run": "runs",
+    "get_checkpoints": "runs", "start_run": "runs",
+    "LATEST_VERSION": "schema", "schema_version": "schema",
+    "configure": "views", "get_setting": "views", "get_targets": "views",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'warehouse' has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

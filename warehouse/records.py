@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-PLATFORMS = ("reddit", "bluesky")
-KINDS = ("submission", "comment", "post", "reply", "quote")
+# The stance labels, in the order of every probability vector and confusion matrix.
+LABELS: tuple[str, ...] = ("favor", "against", "none")
 
 
 @dataclass(frozen=True)
 class Post:
     """One normalized post or comment, as seen at one moment."""
 
-    platform: str  # "reddit" | "bluesky"
+    platform: str  # a registered source's name (collectors.registry)
     post_id: str  # Reddit fullname (t3_…, t1_…) or Bluesky at:// URI
-    kind: str  # one of KINDS
+    kind: str  # one of the source's kinds (submission, comment, post, reply, quote...)
     created_at: datetime  # UTC, tz-aware
     text: str
     thread_id: str | None = None  # id of the thread's root (None for a root)

@@ -30,9 +30,9 @@ import re
 
 import duckdb
 
-_TARGET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+from .records import LABELS
 
-LABELS = ("favor", "against", "none")
+_TARGET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Wilson score interval for k successes in n trials at 95% (z = the normal 97.5% quantile);
 # NULL when n = 0.
