@@ -17,6 +17,7 @@ from pathlib import Path
 
 from warehouse.records import LABELS
 
+from .atomic import write_text_atomically
 from .errors import DatasetError
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -157,7 +158,8 @@ def build_dataset(parts_dir: Path = PARTS_DIR, out: Path = DATASET_PATH, expecte
         for e in data.examples:
             if e.id in seen:
                 raise DatasetError(f"{part}: id {e.id!r} also appears in an earlier part")
-            if e.platform not in ("reddit", "bluesky"):
+            # The platform whose style the example imitates: a platform name (data, not a fixed list).
+            if not e.platform or not e.platform.isidentifier() or e.platform != e.platform.lower():
                 raise DatasetError(f"{part}: id {e.id!r} has platform {e.platform!r}")
             seen.add(e.id)
             rows.append({"id": e.id, "platform": e.platform or "", "text": e.text, **e.labels, "split": split_of(e.id)})
@@ -165,7 +167,7 @@ def build_dataset(parts_dir: Path = PARTS_DIR, out: Path = DATASET_PATH, expecte
     writer = csv.DictWriter(buffer, fieldnames=[*_PART_COLUMNS, "split"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    out.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    write_text_atomically(out, buffer.getvalue())
     return len(rows)
 
 

@@ -6,7 +6,7 @@ empty period) are NaN, so lines break there instead of bridging the gap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-PLATFORM_COLORS = {"reddit": "#d9480f", "bluesky": "#1c7ed6", "all": "#343a40"}
+ALL_COLOR = "#343a40"  # platform "all"; each platform's own colour comes from the caller
 STANCE_COLORS = {"favor": "#2b8a3e", "against": "#c92a2a", "none": "#868e96"}
 # Tags in the PNG that would change between runs or machines; None drops them.
 _PNG_METADATA = {"Software": None}
@@ -74,8 +74,10 @@ def _values(rows: Sequence[dict[str, Any]], key: str) -> np.ndarray:
     return np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows])
 
 
-def volume_plot(rows: Sequence[dict[str, Any]], key_dates: Sequence[KeyDate], path: Path) -> Path:
-    """Posts per day per platform (rows: day, platform, posts)."""
+def volume_plot(rows: Sequence[dict[str, Any]], key_dates: Sequence[KeyDate], path: Path,
+                colors: Mapping[str, str] | None = None) -> Path:
+    """Posts per day per platform (rows: day, platform, posts), in the platforms' `colors`."""
+    colors = {"all": ALL_COLOR, **(colors or {})}
     _style()
     fig, ax = plt.subplots(figsize=(10, 4.2))
     ax.set_title("Posts collected per day, by platform")
@@ -86,7 +88,7 @@ def volume_plot(rows: Sequence[dict[str, Any]], key_dates: Sequence[KeyDate], pa
     for platform in sorted({r["platform"] for r in rows}):
         mine = [r for r in rows if r["platform"] == platform]
         ax.plot([r["day"] for r in mine], [r["posts"] for r in mine], marker="o", markersize=3,
-                color=PLATFORM_COLORS.get(platform), label=platform)
+                color=colors.get(platform), label=platform)
     ax.set_ylabel("posts per day (UTC)")
     ax.set_ylim(0, max(r["posts"] for r in rows) * 1.35 + 1)  # headroom for the key-date labels
     _date_axis(ax, "date (UTC)")
@@ -112,8 +114,10 @@ def stance_plot(
     unit: str,
     key_dates: Sequence[KeyDate],
     path: Path,
+    platforms: str = "all platforms",
 ) -> Path:
-    """Share favor (top) and against (bottom) over time for one target, as classified and adjusted."""
+    """Share favor (top) and against (bottom) over time for one target, as classified and adjusted;
+    `platforms` names the platforms the rows add up ("Reddit and Bluesky")."""
     _style()
     adjusted = any(r.get("adjusted_share_favor") is not None for r in rows)
     columns = [("share_", "As classified (band: 95% Wilson interval)")]
@@ -121,7 +125,7 @@ def stance_plot(
         columns.append(("adjusted_share_", "Adjusted for classifier errors (band: 95% bootstrap interval)"))
     per = "day" if period == "day" else "week"
     what = "posts" if unit == "posts" else "authors"
-    title = f"Stance toward '{target}' per {per}, Reddit and Bluesky together"
+    title = f"Stance toward '{target}' per {per}, {platforms} together"
     if unit == "authors":
         title += " (one vote per author)"
     if not rows or not any(r.get("share_favor") is not None for r in rows):

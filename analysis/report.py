@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import warehouse
 
 from . import plots
+from .atomic import write_text_atomically
 from .trends import (
     DEFAULT_BOOTSTRAP_SAMPLES,
     DEFAULT_SEED,
@@ -26,12 +28,17 @@ from .trends import (
     stance_trends,
 )
 
-# Engagement across platforms: Reddit's net score plus comments; Bluesky's likes, reposts, quotes
-# and replies. Not comparable across platforms in absolute terms: the tables rank within a stance.
-ENGAGEMENT_SQL = (
-    "coalesce(p.score, 0) + coalesce(p.like_count, 0) + coalesce(p.repost_count, 0) "
-    "+ coalesce(p.quote_count, 0) + coalesce(p.reply_count, 0)"
-)
+
+@dataclass(frozen=True)
+class Platform:
+    """What the report needs to know of a platform; the caller passes them in (from the collectors'
+    registry), so analysis never names one."""
+
+    name: str
+    display_name: str
+    color: str  # plot colour
+    engagement_sql: str  # SQL over posts (alias p); not comparable across platforms: tables rank within a stance
+    engagement_text: str  # the same in words ("score + comments")
 
 
 @dataclass
@@ -45,7 +52,20 @@ class ReportData:
     trends: TrendTable  # every target and platform
     totals: list[dict[str, Any]]  # per target and platform over the window
     top_posts: list[dict[str, Any]]  # per target and label, most engaged first
+    platforms: list[Platform] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def colors(self) -> dict[str, str]:
+        return {p.name: p.color for p in self.platforms}
+
+    def together(self) -> str:
+        """The platforms named together: "Reddit and Bluesky"."""
+        names = [p.display_name for p in self.platforms] or ["all platforms"]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+    def engagement_text(self) -> str:
+        return "; ".join(f"{p.display_name} {p.engagement_text}" for p in self.platforms if p.engagement_text)
 
     def stance_rows(self, target: str, platform: str = "all") -> list[dict[str, Any]]:
         return [r for r in self.trends.rows if r["target"] == target and r["platform"] == platform]
@@ -62,49 +82,8 @@ class ReportData:
         return f"{since:%Y-%m-%d} to {until:%Y-%m-%d}"
 
 
-def volume_rows(con: duckdb.DuckDBPyConnection, window: Window) -> list[dict[str, Any]]:
-    """Posts per UTC day and platform (every post collected, labelled or not), empty days as 0."""
-    where, params = window.sql("day")
-    cursor = con.execute(
-        f"""
-        WITH daily AS (
-            SELECT CAST(timezone('UTC', created_at) AS DATE) AS day, platform, count(*) AS posts
-            FROM posts GROUP BY ALL
-        ), chosen AS (SELECT * FROM daily WHERE {where}),
-        days AS (
-            SELECT CAST(unnest(generate_series(CAST(min(day) AS TIMESTAMP), CAST(max(day) AS TIMESTAMP),
-                                               INTERVAL 1 DAY)) AS DATE) AS day FROM chosen
-        )
-        SELECT d.day, k.platform, coalesce(c.posts, 0) AS posts
-        FROM days d CROSS JOIN (SELECT DISTINCT platform FROM chosen) k
-        LEFT JOIN chosen c ON c.day = d.day AND c.platform = k.platform
-        ORDER BY k.platform, d.day""",
-        params,
-    )
-    return [dict(zip(["day", "platform", "posts"], row, strict=True)) for row in cursor.fetchall()]
-
-
-def top_posts(con: duckdb.DuckDBPyConnection, window: Window, per_stance: int) -> list[dict[str, Any]]:
-    """The most engaged posts per target and current-model label in the window."""
-    where, params = window.sql("CAST(timezone('UTC', p.created_at) AS DATE)")
-    cursor = con.execute(
-        f"""
-        SELECT s.target, s.label, p.platform, p.post_id, CAST(timezone('UTC', p.created_at) AS DATE) AS day,
-               p.author_handle, p.title, p.text, p.url, {ENGAGEMENT_SQL} AS engagement
-        FROM stance_labels s JOIN posts p ON p.platform = s.platform AND p.post_id = s.post_id
-        WHERE {where}
-        QUALIFY row_number() OVER (PARTITION BY s.target, s.label
-                                   ORDER BY engagement DESC, p.platform, p.post_id) <= ?
-        ORDER BY s.target, list_position(['favor', 'against', 'none'], s.label), engagement DESC,
-                 p.platform, p.post_id""",
-        [*params, per_stance],
-    )
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-
-
 def gather(
-    con: duckdb.DuckDBPyConnection,
+    con: Any,
     period: str = "day",
     unit: str = "posts",
     window: Window | None = None,
@@ -112,6 +91,7 @@ def gather(
     top_per_stance: int = 5,
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = DEFAULT_SEED,
+    platforms: Sequence[Platform] = (),
 ) -> ReportData:
     """Every number the report shows, read through the same functions the page is drawn from."""
     window = (window or Window()).snapped(period)
@@ -122,10 +102,12 @@ def gather(
         window=window,
         key_dates=sorted(key_dates or []),
         model_id=trends.model_id,
-        volume=volume_rows(con, window),
+        volume=warehouse.daily_volume(con, window.since, window.until),
         trends=trends,
         totals=stance_totals(con, period, unit, window),
-        top_posts=top_posts(con, window, top_per_stance),
+        top_posts=warehouse.top_posts(con, window.since, window.until, top_per_stance,
+                                      {p.name: p.engagement_sql for p in platforms}),
+        platforms=list(platforms),
         notes=list(trends.notes),
     )
     if data.model_id is not None and not trends.rows:
@@ -263,11 +245,12 @@ def render_html(data: ReportData, images: dict[str, Path]) -> str:
             "known errors (its confusion matrix on evaluation data) and their bootstrap interval includes "
             "the uncertainty of that correction.</p>",
             _img(images[f"stance_{target}"], f"stance toward {target} over time"),
-            "<details><summary>Numbers per period (both platforms together)</summary>",
+            f"<details><summary>Numbers per period ({'both' if len(data.platforms) == 2 else 'all'} "
+            "platforms together)</summary>",
             _trend_table_html(data, target),
             "</details>",
             f"<h3>Most engaged posts per stance toward '{html.escape(target)}'</h3>",
-            "<p>Engagement = Reddit score + comments; Bluesky likes + reposts + quotes + replies.</p>",
+            f"<p>Engagement = {html.escape(data.engagement_text())}.</p>",
             _top_posts_html(data, target),
         ]
     sections += [
@@ -286,16 +269,14 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
     """Write the PNGs and report.html into out_dir; return the HTML page's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     images = {
-        "volume": plots.volume_plot(data.volume, data.key_dates, out_dir / "volume.png"),
+        "volume": plots.volume_plot(data.volume, data.key_dates, out_dir / "volume.png", data.colors),
         "platforms": plots.platform_plot(data.totals, data.unit, data.window_text(), out_dir / "platforms.png"),
     }
     for target in data.targets:
         images[f"stance_{target}"] = plots.stance_plot(
             target, data.stance_rows(target), data.period, data.unit, data.key_dates,
-            out_dir / f"stance_{target}.png")
+            out_dir / f"stance_{target}.png", data.together())
     page = out_dir / "report.html"
-    partial = out_dir / "report.html.partial"
-    partial.write_text(render_html(data, images), encoding="utf-8")
-    partial.replace(page)  # never a half-written page
+    write_text_atomically(page, render_html(data, images))  # never a half-written page
     return page
 

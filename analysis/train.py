@@ -11,9 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 from transformers import get_linear_schedule_with_warmup
 
+from .atomic import atomic_path
 from .dataset import LABELS, Example, LabelledData
 from .evaluate import evaluate_predictions
 from .stance import (
@@ -243,14 +242,10 @@ def train_model(
 def save_model(trained: TrainedModel, models_dir: Path) -> Path:
     """Write model, tokenizer and card to models_dir/<model_id>, atomically (temp folder + rename)."""
     final = models_dir / trained.model_id
-    staging = models_dir / f".{trained.model_id}.tmp-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    trained.backend.model.save_pretrained(str(staging))
-    trained.backend.tokenizer.save_pretrained(str(staging))
-    (staging / CARD_NAME).write_text(json.dumps(trained.card, indent=1), encoding="utf-8")
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(final) as staging:
+        staging.mkdir()
+        trained.backend.model.save_pretrained(str(staging))
+        trained.backend.tokenizer.save_pretrained(str(staging))
+        (staging / CARD_NAME).write_text(json.dumps(trained.card, indent=1), encoding="utf-8")
     return final

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 
+import warehouse
 from warehouse.records import LABELS
 
 from .errors import TrendsError
@@ -36,12 +36,6 @@ UNITS = ("posts", "authors")
 DEFAULT_BOOTSTRAP_SAMPLES = 1000
 DEFAULT_SEED = 20241126
 
-_VIEWS = {
-    ("day", "posts"): "stance_daily",
-    ("week", "posts"): "stance_weekly",
-    ("day", "authors"): "stance_daily_authors",
-    ("week", "authors"): "stance_weekly_authors",
-}
 
 
 @dataclass
@@ -70,35 +64,24 @@ class Window:
         until = self.until + timedelta(days=6 - self.until.weekday()) if self.until else None
         return Window(since, until)
 
-    def sql(self, column: str) -> tuple[str, list[date]]:
-        """A WHERE fragment (always valid) and its parameters."""
-        parts, params = ["true"], []
-        if self.since:
-            parts.append(f"{column} >= ?")
-            params.append(self.since)
-        if self.until:
-            parts.append(f"{column} <= ?")
-            params.append(self.until)
-        return " AND ".join(parts), params
-
 
 # ---------------------------------------------------------------- confusion matrices
 
 
 def confusion_for_model(
-    con: duckdb.DuckDBPyConnection, model_id: str | None
+    con: Any, model_id: str | None
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Per-target 3x3 confusion counts (rows true, columns predicted, LABELS order) and notes."""
     if model_id is None:
         return {}, ["no current model is set, so there are no stance labels yet (run `leakwatch classify`)"]
-    row = con.execute("SELECT metrics FROM models WHERE model_id = ?", [model_id]).fetchone()
-    if row is None or row[0] is None:
+    stored = warehouse.model_metrics(con, model_id)
+    if stored is None:
         return {}, [
             f"current model {model_id} has no evaluation metrics, so adjusted shares are left out "
             "(run `leakwatch evaluate` to add them)"
         ]
     try:
-        metrics = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+        metrics = json.loads(stored) if isinstance(stored, str) else stored
     except json.JSONDecodeError:
         return {}, [f"model {model_id}: its metrics are not valid JSON; adjusted shares are left out"]
     matrices, notes = {}, []
@@ -198,13 +181,12 @@ def bootstrap_interval(
 # ---------------------------------------------------------------- the table
 
 
-def current_model(con: duckdb.DuckDBPyConnection) -> str | None:
-    row = con.execute("SELECT value FROM settings WHERE key = 'current_model'").fetchone()
-    return row[0] if row else None
+def current_model(con: Any) -> str | None:
+    return warehouse.get_setting(con, "current_model")
 
 
 def stance_trends(
-    con: duckdb.DuckDBPyConnection,
+    con: Any,
     period: str = "week",
     unit: str = "posts",
     window: Window | None = None,
@@ -218,17 +200,9 @@ def stance_trends(
         raise TrendsError(f"period must be one of {', '.join(PERIODS)} (got {period!r})")
     if unit not in UNITS:
         raise TrendsError(f"unit must be one of {', '.join(UNITS)} (got {unit!r})")
-    view = _VIEWS[(period, unit)]
-    where, params = (window or Window()).snapped(period).sql("period")
-    if targets:
-        where += f" AND target IN ({', '.join('?' * len(targets))})"
-        params += targets
-    if platforms:
-        where += f" AND platform IN ({', '.join('?' * len(platforms))})"
-        params += platforms
-    cursor = con.execute(f"SELECT * FROM {view} WHERE {where} ORDER BY target, platform, period", params)
-    columns = [d[0] for d in cursor.description]
-    rows = [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+    view = warehouse.PERIOD_VIEWS[(period, unit)]
+    window = (window or Window()).snapped(period)
+    columns, rows = warehouse.period_rows(con, view, window.since, window.until, targets, platforms)
     model_id = current_model(con)
     table = TrendTable(view, columns, rows, model_id)
     if unit == "authors":
@@ -271,25 +245,9 @@ def _add_adjusted(table: TrendTable, matrices: dict[str, np.ndarray], samples: i
 
 
 def stance_totals(
-    con: duckdb.DuckDBPyConnection, period: str = "week", unit: str = "posts", window: Window | None = None
+    con: Any, period: str = "week", unit: str = "posts", window: Window | None = None
 ) -> list[dict[str, Any]]:
     """Per target and platform, the period view's counts summed over the window, with Wilson intervals."""
-    view = _VIEWS[(period, unit)]
+    window = (window or Window()).snapped(period)
     count = "posts" if unit == "posts" else "authors"
-    where, params = (window or Window()).snapped(period).sql("period")
-    shares = ", ".join(
-        f"{label} / nullif({count}, 0) AS share_{label}, wilson_low({label}, {count}) AS share_{label}_low, "
-        f"wilson_high({label}, {count}) AS share_{label}_high"
-        for label in LABELS
-    )
-    cursor = con.execute(
-        f"""
-        SELECT target, platform, {count}, favor, against, none, {shares}
-        FROM (SELECT target, platform, sum({count}) AS {count}, sum(favor) AS favor,
-                     sum(against) AS against, sum(none) AS none
-              FROM {view} WHERE {where} GROUP BY ALL)
-        ORDER BY target, platform""",
-        params,
-    )
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+    return warehouse.period_totals(con, warehouse.PERIOD_VIEWS[(period, unit)], count, window.since, window.until)

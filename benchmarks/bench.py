@@ -102,10 +102,10 @@ def bench_reddit_collect(n: int = 100_000) -> dict[str, float]:
     import os
     from collections import Counter
 
-    from collectors.reddit import RedditCollector, api_fields, normalize
+    from collectors.reddit import api_fields, normalize
     from collectors.replay.corpus import REDDIT_DEFAULT_QUERIES, SUBREDDITS, generate_corpus
     from collectors.replay.reddit_api import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RedditReplayServer
-    from leakwatch.collect import run_collection
+    from leakwatch.collect import make_collector, run_collection
     from leakwatch.config import load_config
 
     t0 = time.perf_counter()
@@ -124,17 +124,17 @@ def bench_reddit_collect(n: int = 100_000) -> dict[str, float]:
             encoding="utf-8")
         config = load_config(config_path)
         t1 = time.perf_counter()
-        first = run_collection(config, RedditCollector.from_config(config, clock=lambda: server.now))
+        first = run_collection(config, make_collector(config, "reddit", clock=lambda: server.now))
         t2 = time.perf_counter()
         requests = len(server.requests)
-        second = run_collection(config, RedditCollector.from_config(config, clock=lambda: server.now))
+        second = run_collection(config, make_collector(config, "reddit", clock=lambda: server.now))
         t3 = time.perf_counter()
         if first.status != "ok" or second.inserted or second.updated:
             raise RuntimeError(f"reddit benchmark did not collect as expected: {first} {second}")
         # Normalization alone, on the API fields praw built for one big thread.
         threads = Counter(i.root_id for i in items if i.platform == "reddit" and i.kind == "comment")
         biggest = threads.most_common(1)[0][0]
-        reddit = RedditCollector.from_config(config).reddit
+        reddit = make_collector(config, "reddit").reddit
         submission = reddit.submission(id=biggest)
         submission.comments.replace_more(limit=None)
         fields = [api_fields(c) for c in submission.comments.list()] * 50

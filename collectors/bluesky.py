@@ -132,27 +132,6 @@ class BlueskyCollector:
         self._known: KnownPosts | None = None
         self.client = Client(base_url=options.service_url, request=XrpcRequest(timeout=options.timeout))
 
-    @classmethod
-    def from_config(cls, config: Any, since: datetime | None = None, until: datetime | None = None) -> BlueskyCollector:
-        from leakwatch.config import require_env
-
-        settings = config.settings.bluesky
-        options = BlueskyOptions(
-            service_url=settings.service_url,
-            queries=list(settings.queries),
-            start=datetime.combine(settings.start_date, datetime.min.time(), UTC),
-            page_size=settings.page_size,
-            result_cap=settings.search_result_cap,
-            fetch_threads=settings.fetch_threads,
-            thread_depth=settings.thread_depth,
-            revisit=timedelta(hours=settings.revisit_hours),
-            timeout=settings.timeout_seconds,
-            retry=RetryPolicy(attempts=settings.max_retries + 1, base_delay=settings.retry_base_seconds,
-                              max_rate_limit_wait=settings.max_rate_limit_wait_seconds),
-        )
-        return cls(options, require_env("BLUESKY_HANDLE"), require_env("BLUESKY_APP_PASSWORD"),
-                   since=since, until=until)
-
     def use_known_posts(self, lookup: KnownPosts) -> None:
         """What the warehouse holds (id, created_at, matched queries since a time), for revisits."""
         self._known = lookup

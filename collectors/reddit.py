@@ -30,8 +30,6 @@ from .retry import RetryPolicy, backoff_delay
 if TYPE_CHECKING:
     import praw
 
-    from leakwatch.config import Config
-
 log = logging.getLogger(__name__)
 
 PLATFORM = "reddit"
@@ -221,36 +219,6 @@ class RedditCollector:
         self._waits = 0  # rate-limit waits not yet reported on a page
         self._skipped = 0  # malformed comments dropped from threads, not yet reported on a page
         self._fetched_threads: set[str] = set()
-
-    @classmethod
-    def from_config(
-        cls,
-        config: Config,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> RedditCollector:
-        from leakwatch.config import require_env
-
-        settings = config.settings.reddit
-        options = RedditOptions(
-            queries=tuple(settings.queries),
-            subreddits=tuple(settings.subreddits),
-            page_size=settings.page_size,
-            listing_cap=settings.listing_cap,
-            replace_more_limit=settings.replace_more_limit,
-            refresh_days=settings.refresh_days,
-            timeout_seconds=settings.timeout_seconds,
-            retries=settings.retries,
-            backoff_seconds=settings.backoff_seconds,
-            max_wait_seconds=settings.max_wait_seconds,
-            oauth_url=settings.oauth_url,
-            reddit_url=settings.reddit_url,
-        )
-        client_id = require_env("REDDIT_CLIENT_ID")
-        client_secret = require_env("REDDIT_CLIENT_SECRET")
-        user_agent = require_env("REDDIT_USER_AGENT")
-        return cls(make_reddit(options, client_id, client_secret, user_agent), options, since, until, clock)
 
     # -- protocol --------------------------------------------------------------------------------
     def query_keys(self) -> list[str]:

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from collectors import registry
+
 from . import sql as sql_mod
 from . import status as status_mod
 from .config import Config, load_config
@@ -66,7 +68,7 @@ def _parse_day(value: str | None, option: str):
 
 
 @cli.command()
-@click.option("--platform", type=click.Choice(["reddit", "bluesky"]),
+@click.option("--platform", type=click.Choice(registry.names()),
               help="Only this platform (default: every enabled one).")
 @click.option("--since", help="Backfill from this date (YYYY-MM-DD, UTC).")
 @click.option("--until", help="Collect nothing newer than this date (YYYY-MM-DD, UTC).")
@@ -76,8 +78,7 @@ def collect(app: App, platform: str | None, since: str | None, until: str | None
     from .collect import make_collector, run_collection
 
     start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
-    settings = app.config.settings
-    platforms = [platform] if platform else [p for p in ("reddit", "bluesky") if getattr(settings, p).enabled]
+    platforms = [platform] if platform else app.config.enabled_sources()
     failed = False
     for name in platforms:
         summary = run_collection(app.config, make_collector(app.config, name, start, end), app.err)
@@ -165,8 +166,8 @@ def report(app: App, out_dir: Path | None, since: str | None, until: str | None,
 @_SINCE
 @_UNTIL
 @click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
-@click.option("--platform", "platforms", multiple=True, type=click.Choice(["reddit", "bluesky", "all"]),
-              help="Only this platform; 'all' is both together (repeatable).")
+@click.option("--platform", "platforms", multiple=True, type=click.Choice([*registry.names(), "all"]),
+              help="Only this platform; 'all' is every platform together (repeatable).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV with every column.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records with every column.")
 @pass_app
@@ -203,7 +204,9 @@ def run(app: App, once: bool) -> int:
 @pass_app
 def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_authors: bool) -> int:
     """Weekly CSV exports: posts.csv, stance_daily.csv and manifest.json per ISO week."""
-    from .export import Week, export_weeks
+    from analysis.export import Week
+
+    from .export import export_weeks
 
     chosen = [Week.parse(w) for w in weeks] or None
     done = export_weeks(app.config, chosen, out_dir, pseudonymize_authors or None)

@@ -6,15 +6,16 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import warehouse
+from collectors import registry
 from collectors.base import Collector, CollectorError
 
-from .config import Config
-from .errors import ConfigError
+from .config import Config, require_env
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,13 @@ class RunSummary:
         return text + (f" — {self.error}" if self.error else "")
 
 
-def make_collector(config: Config, platform: str, since: datetime | None, until: datetime | None) -> Collector:
-    """The configured collector for `platform`; raises ConfigError for a missing secret."""
-    if platform == "reddit":
-        from collectors.reddit import RedditCollector
-
-        return RedditCollector.from_config(config, since=since, until=until)
-    if platform == "bluesky":
-        from collectors.bluesky import BlueskyCollector
-
-        return BlueskyCollector.from_config(config, since=since, until=until)
-    raise ConfigError(f"unknown platform {platform!r}; expected reddit or bluesky")
+def make_collector(config: Config, platform: str, since: datetime | None = None, until: datetime | None = None,
+                   **options: Any) -> Collector:
+    """The configured collector for `platform`, its secrets read from the environment (ConfigError
+    naming the variable when one is missing); `options` go to the source's factory (e.g. a clock)."""
+    source = registry.get(platform)
+    secrets = {name: require_env(name) for name in source.secrets}
+    return registry.build(platform, config.source_settings(platform), secrets, since, until, **options)
 
 
 def run_collection(
@@ -144,8 +141,4 @@ def _known_posts(path, platform: str, since: datetime) -> list[tuple[str, dateti
     A short connection of its own: the pass holds none between pages.
     """
     with warehouse.writing(path) as con:
-        return con.execute(
-            "SELECT post_id, created_at, matched_queries FROM posts "
-            "WHERE platform = ? AND created_at >= ? AND NOT deleted ORDER BY created_at",
-            [platform, since],
-        ).fetchall()
+        return warehouse.known_posts(con, platform, since)

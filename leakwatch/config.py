@@ -9,21 +9,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from collectors import registry
+from collectors.settings import SourceSettings
 
 from .errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "default.toml"
 CONFIG_ENV = "LEAKWATCH_CONFIG"
 
-SECRET_ENV_VARS = (
-    "REDDIT_CLIENT_ID",
-    "REDDIT_CLIENT_SECRET",
-    "REDDIT_USER_AGENT",
-    "BLUESKY_HANDLE",
-    "BLUESKY_APP_PASSWORD",
-    "LEAKWATCH_PSEUDONYM_KEY",  # the key of `export --pseudonymize-authors`
-)
+PSEUDONYM_KEY_ENV = "LEAKWATCH_PSEUDONYM_KEY"  # the key of `export --pseudonymize-authors`
+
+
+def secret_env_vars() -> list[str]:
+    """Every environment variable whose value is a secret: each source's, and the pseudonym key."""
+    return [name for source in registry.sources() for name in source.secrets] + [PSEUDONYM_KEY_ENV]
 
 
 class _Section(BaseModel):
@@ -33,54 +34,6 @@ class _Section(BaseModel):
 
 class WarehouseSettings(_Section):
     path: str = "leakwatch.duckdb"
-
-
-class RedditSettings(_Section):
-    enabled: bool = True
-    queries: list[str] = Field(min_length=1)
-    subreddits: list[str] = Field(min_length=1)
-    interval_minutes: float = Field(60, gt=0)
-    # API endpoints; the demo and tests point these at the local replay server.
-    oauth_url: str = Field("https://oauth.reddit.com", pattern=r"^https?://")
-    reddit_url: str = Field("https://www.reddit.com", pattern=r"^https?://")
-    # Submissions per search request (Reddit serves at most 100).
-    page_size: int = Field(100, ge=1, le=100)
-    # Reddit stops every listing near this many items; a scan ending there is recorded as a cap hit.
-    listing_cap: int = Field(1000, ge=1)
-    # `more` links resolved per thread (one request each); 0 keeps only the first answer's comments.
-    replace_more_limit: int = Field(32, ge=0)
-    # Threads younger than this are refetched on later passes (new comments, edits, deletions); 0 = never.
-    refresh_days: float = Field(3, ge=0)
-    # Seconds to wait for an answer before prawcore retries.
-    timeout_seconds: float = Field(16, gt=0)
-    # Extra attempts, with exponential backoff and jitter, once prawcore's own retries gave up.
-    retries: int = Field(3, ge=0)
-    backoff_seconds: float = Field(2, ge=0)
-    # The longest Retry-After the collector waits out; a longer one ends the run as failed.
-    max_wait_seconds: float = Field(600, ge=0)
-
-
-class BlueskySettings(_Section):
-    enabled: bool = True
-    queries: list[str] = Field(min_length=1)
-    interval_minutes: float = Field(30, gt=0)
-    # The PDS/entryway that serves createSession and searchPosts; the demo and tests use a replay server.
-    service_url: str = "https://bsky.social"
-    # The first pass (no checkpoint yet) searches back to this day (UTC).
-    start_date: date = date(2024, 11, 20)
-    page_size: int = Field(100, ge=1, le=100)  # searchPosts `limit`
-    # searchPosts stops paging after a bounded number of results; a window that reaches this many
-    # (or whose hitsTotal says more) is sliced by time so a long backfill stays complete.
-    search_result_cap: int = Field(10000, ge=1)
-    fetch_threads: bool = True  # also store the reply threads of matched posts (getPostThread)
-    # Re-search this many hours before the checkpoint on every pass, to notice edits, deletions,
-    # new counts and (with fetch_threads) new replies; 0 = only what is new (one request per query).
-    revisit_hours: float = Field(0, ge=0)
-    thread_depth: int = Field(10, ge=1, le=1000)
-    timeout_seconds: float = Field(30, gt=0)
-    max_retries: int = Field(5, ge=0, le=50)  # retries of a request after 5xx, timeouts, malformed answers
-    retry_base_seconds: float = Field(1.0, ge=0)  # first backoff; doubles per retry, with jitter
-    max_rate_limit_wait_seconds: float = Field(900, ge=0)  # a 429 asking for longer fails the run
 
 
 class Target(_Section):
@@ -150,14 +103,25 @@ class ReportSettings(_Section):
 
 
 class Settings(_Section):
+    """The sections every config has; `settings_model()` adds one section per registered source."""
+
     data_dir: str = "leakwatch-data"
     warehouse: WarehouseSettings = WarehouseSettings()
-    reddit: RedditSettings
-    bluesky: BlueskySettings
     stance: StanceSettings
     export: ExportSettings = ExportSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     report: ReportSettings = ReportSettings()
+
+
+def settings_model() -> type[Settings]:
+    """Settings with a `[<name>]` section per registered source (required unless it has all defaults)."""
+    sections: dict[str, Any] = {}
+    for source in registry.sources():
+        try:
+            sections[source.name] = (source.settings_model, source.settings_model())
+        except ValidationError:
+            sections[source.name] = (source.settings_model, ...)
+    return create_model("Settings", __base__=Settings, **sections)
 
 
 class Config:
@@ -192,6 +156,14 @@ class Config:
     def target_names(self) -> list[str]:
         return [t.name for t in self.settings.stance.targets]
 
+    def source_settings(self, name: str) -> SourceSettings:
+        return getattr(self.settings, name)
+
+    def enabled_sources(self) -> list[str]:
+        """Names of the registered sources this config collects, in registry order."""
+        return [s.name for s in registry.sources() if getattr(self.settings, s.name, None) is not None
+                and self.source_settings(s.name).enabled]
+
 
 def _describe(error: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"]) or "(top level)"
@@ -210,7 +182,7 @@ def parse_config(text: str, source: str, base_dir: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     try:
-        settings = Settings.model_validate(data)
+        settings = settings_model().model_validate(data)
     except ValidationError as exc:
         first = _describe(exc.errors()[0])
         more = len(exc.errors()) - 1

@@ -87,7 +87,7 @@ class Daemon:
     # -- the jobs -----------------------------------------------------------------------------------
     @property
     def platforms(self) -> list[str]:
-        return [p for p in ("reddit", "bluesky") if getattr(self.config.settings, p).enabled]
+        return self.config.enabled_sources()
 
     def collect_job(self, platform: str) -> bool:
         return self._run_job(f"collect {platform}", lambda: self._collect(platform))
@@ -99,7 +99,7 @@ class Daemon:
         from .collect import make_collector, run_collection
 
         try:
-            collector = make_collector(self.config, platform, None, None)
+            collector = make_collector(self.config, platform)
             summary = run_collection(self.config, collector, None, stop=self.stop)
         except Exception as exc:
             # Failures before the run row existed (missing secret, rejected credentials, busy
@@ -232,7 +232,7 @@ class Daemon:
         once_at_a_time = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
         now = datetime.now(UTC)
         for platform in self.platforms:
-            seconds = getattr(self.config.settings, platform).interval_minutes * 60
+            seconds = self.config.source_settings(platform).interval_minutes * 60
             jitter = min(schedule.jitter_seconds, seconds / 2) or None
             scheduler.add_job(self.collect_job, IntervalTrigger(seconds=seconds, jitter=jitter, timezone=UTC),
                               args=[platform], id=f"collect-{platform}", name=f"collect {platform}",

@@ -4,36 +4,33 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
 import warehouse
 from analysis.trends import Window
+from collectors import registry
+from collectors.registry import Source
 
 from . import status as status_mod
 from .config import Config, default_config_text, parse_config
 
 
-def _collect_bluesky(config: Config, console: Console) -> None:
-    """Collect the sample corpus's Bluesky posts from the replay server, with the real atproto client."""
-    from collectors.bluesky import BlueskyCollector
-    from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE, BlueskyReplay
-    from collectors.replay.corpus import load_sample_corpus
-
+def _collect(config: Config, source: Source, console: Console) -> None:
+    """Collect one source's part of the sample corpus from its replay server, with its real client."""
     from .collect import run_collection
 
-    console.print("[bold]Bluesky[/bold]: collecting from a local XRPC replay of Bluesky (atproto, app password)")
-    with BlueskyReplay(load_sample_corpus()) as server:
-        bluesky = config.settings.bluesky.model_copy(update={"service_url": server.url})
-        local = Config(config.settings.model_copy(update={"bluesky": bluesky}), config.source, config.base_dir)
-        with _environment({"BLUESKY_HANDLE": DEMO_HANDLE, "BLUESKY_APP_PASSWORD": DEMO_APP_PASSWORD}):
-            collector = BlueskyCollector.from_config(local)
-        summary = run_collection(local, collector, console)
-    console.print(f"  {summary.line()}")
+    with source.demo(config.source_settings(source.name)) as session:
+        console.print(session.intro)
+        for demo_pass in session.passes:
+            settings = config.settings.model_copy(update={source.name: demo_pass.settings})
+            local = Config(settings, config.source, config.base_dir)
+            collector = registry.build(source.name, demo_pass.settings, demo_pass.secrets, **demo_pass.options)
+            summary = run_collection(local, collector, console)
+            console.print(f"  {demo_pass.label}{summary.line()}")
+    if source.community_label:
+        _show_communities(config, source, console)
 
 
 def run_demo(demo_dir: Path, console: Console) -> int:
@@ -46,8 +43,9 @@ def run_demo(demo_dir: Path, console: Console) -> int:
     console.print(f"[bold]leakwatch demo[/bold] in {demo_dir}")
     with warehouse.writing(config.warehouse_path) as con:
         warehouse.configure(con, config.target_names, None)
-    demo_reddit(config, console)
-    _collect_bluesky(config, console)
+    for source in registry.sources():
+        if source.demo is not None:
+            _collect(config, source, console)
     _label_posts(config, console)
     status_mod.show(status_mod.gather(config.warehouse_path), console, brief=True)
     console.print(f"Query it: leakwatch --config {demo_dir / 'leakwatch.toml'} sql \"SELECT * FROM posts LIMIT 5\"")
@@ -78,71 +76,25 @@ def _write_report(config: Config, console: Console) -> None:
     console.print(f"Report: {page}")
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set variables for the duration of one step, then put back what was there."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def demo_reddit(config: Config, console: Console) -> None:
-    """Collect the sample corpus from the Reddit replay server with real praw, in two passes."""
-    from collectors.reddit import RedditCollector
-    from collectors.replay.corpus import load_sample_corpus
-    from collectors.replay.reddit_api import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RedditReplayServer
-
-    from .collect import run_collection
-
-    demo_env = {"REDDIT_CLIENT_ID": DEFAULT_CLIENT_ID, "REDDIT_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-                "REDDIT_USER_AGENT": "leakwatch-demo/0.1 (offline replay)"}
-    console.print("[bold]Reddit[/bold]: collecting from a local replay of the Reddit API (praw, app-only OAuth)")
-    with RedditReplayServer(load_sample_corpus()) as server, _environment(demo_env):
-        # The sample spans five weeks: refresh every thread in it, so later passes see its edits.
-        reddit = config.settings.reddit.model_copy(
-            update={"oauth_url": server.url, "reddit_url": server.url, "refresh_days": 40})
-        local = Config(config.settings.model_copy(update={"reddit": reddit}), config.source, config.base_dir)
-        end = server.now
-        # Three passes on the replay clock: the day after the leak, a week later, the end of the sample.
-        # Each reads only what is newer than its checkpoints and refetches the recent threads.
-        for when in (datetime(2024, 11, 27, tzinfo=UTC), datetime(2024, 12, 3, tzinfo=UTC), end):
-            server.now = when
-            summary = run_collection(local, RedditCollector.from_config(local, clock=lambda: server.now), console)
-            console.print(f"  as of {when:%Y-%m-%d}: {summary.line()}")
-    _show_reddit(config, console)
-
-
-def _show_reddit(config: Config, console: Console) -> None:
+def _show_communities(config: Config, source: Source, console: Console) -> None:
+    """Per community: posts of each kind, edits and deletions seen, and the top threads."""
     from rich.table import Table
 
+    root = source.kinds[0]
     with warehouse.reading(config.warehouse_path) as con:
-        per_sub = con.execute("""
-            SELECT community, count(*) FILTER (kind = 'submission') AS submissions,
-                   count(*) FILTER (kind = 'comment') AS comments,
-                   count(*) FILTER (edited) AS edited, count(*) FILTER (deleted) AS deleted
-            FROM posts WHERE platform = 'reddit' GROUP BY ALL ORDER BY submissions DESC, community""").fetchall()
-        changes = dict(con.execute("SELECT change, count(*) FROM post_versions v WHERE platform = 'reddit' "
-                                   "GROUP BY ALL").fetchall())
-        top = con.execute("""
-            SELECT community, score, reply_count, title FROM posts
-            WHERE platform = 'reddit' AND kind = 'submission' ORDER BY score DESC LIMIT 3""").fetchall()
-    table = Table(title="Reddit posts stored", title_justify="left", header_style="bold")
-    for name in ("subreddit", "submissions", "comments", "edited", "deleted"):
-        table.add_column(name, justify="left" if name == "subreddit" else "right")
-    for row in per_sub:
+        per_community = warehouse.community_summary(con, source.name, source.kinds)
+        changes = warehouse.version_changes(con, source.name)
+        top = warehouse.top_threads(con, source.name, root, 3)
+    table = Table(title=f"{source.display_name} posts stored", title_justify="left", header_style="bold")
+    for name in (source.community_label, *(f"{kind}s" for kind in source.kinds), "edited", "deleted"):
+        table.add_column(name, justify="left" if name == source.community_label else "right")
+    for row in per_community:
         table.add_row(*(str(v) for v in row))
     console.print(table)
     console.print(f"  versions: {changes.get('created', 0)} created, {changes.get('edited', 0)} edits and "
                   f"{changes.get('deleted', 0)} deletions seen upstream")
     for community, score, comments, title in top:
-        console.print(f"  r/{community} [{score} points, {comments} comments] {title}")
+        console.print(f"  {source.community_prefix}{community} [{score} points, {comments} comments] {title}")
 
 
 # Set to 1 for smoke tests: the demo then trains a tiny one-epoch model on 32 examples (its own

@@ -7,7 +7,7 @@ import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from .config import SECRET_ENV_VARS
+from .config import secret_env_vars
 
 _FORMAT = "%(levelname)s %(name)s: %(message)s"
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s"
@@ -18,7 +18,7 @@ FILE_ONLY = "file_only"
 
 
 def _secrets() -> list[str]:
-    values = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
+    values = [os.environ.get(name, "") for name in secret_env_vars()]
     return [v for v in values if len(v) >= 4]
 
 

@@ -14,8 +14,15 @@ import warehouse
 from analysis import report as report_mod
 from analysis.errors import TrendsError
 from analysis.trends import LABELS, TrendTable, Window, stance_trends
+from collectors import registry
 
 from .config import Config
+
+
+def platform_facts() -> list[report_mod.Platform]:
+    """What the report shows of each registered source."""
+    return [report_mod.Platform(s.name, s.display_name, s.color, s.engagement_sql, s.engagement_text)
+            for s in registry.sources()]
 
 
 def write_report_for(
@@ -35,6 +42,7 @@ def write_report_for(
             top_per_stance=settings.top_posts,
             bootstrap_samples=settings.bootstrap_samples,
             seed=settings.seed,
+            platforms=platform_facts(),
         )
     for note in data.notes:
         err.print(f"note: {note}")

@@ -6,50 +6,35 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from rich.console import Console
 from rich.table import Table
 
 import warehouse
+from collectors import registry
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    cursor = con.execute(sql)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+def _describe_checkpoint(row: dict[str, Any]) -> dict[str, Any]:
+    """The raw cursor becomes `mid_backfill`: did a pass stop mid-listing (the source says how to tell)."""
+    cursor = row.pop("cursor")
+    try:
+        mid = registry.get(row["platform"]).resumes_mid_listing(cursor)
+    except registry.UnknownSource:  # a platform no longer installed: any cursor counts
+        mid = cursor is not None
+    updated = row.pop("updated_at")
+    return {**row, "mid_backfill": mid, "updated_at": updated}
 
 
 def gather(path: Path) -> dict[str, Any]:
     with warehouse.reading(path) as con:
-        return {
+        rows = warehouse.status_rows(con)
+        info = {
             "warehouse": str(path),
             "size_bytes": path.stat().st_size,
             "schema_version": warehouse.schema_version(con),
             "current_model": warehouse.get_setting(con, "current_model"),
-            "posts": _rows(con, """
-                SELECT platform, kind, count(*) AS posts, count(*) FILTER (deleted) AS deleted,
-                       count(*) FILTER (edited) AS edited,
-                       min(created_at) AS oldest, max(created_at) AS newest
-                FROM posts GROUP BY ALL ORDER BY ALL"""),
-            "runs": _rows(con, """
-                SELECT run_id, platform, status, started_at, finished_at, pages, fetched,
-                       inserted, updated, skipped, rate_limit_waits, caps_hit, error
-                FROM runs ORDER BY run_id DESC LIMIT 8"""),
-            "checkpoints": _rows(con, """
-                SELECT platform, query_key, newest_created_at,
-                       -- a Reddit cursor also lists recent threads; only its `resume` part means mid-scan
-                       CASE WHEN platform = 'reddit' THEN coalesce(cursor, '') LIKE '%"resume":{%'
-                            ELSE cursor IS NOT NULL END AS mid_backfill,
-                       updated_at
-                FROM checkpoints ORDER BY platform, query_key"""),
-            "labels": _rows(con, """
-                SELECT l.model_id, l.target, count(*) AS labelled,
-                       round(100.0 * count(*) / (SELECT count(*) FROM posts), 1) AS coverage_pct
-                FROM labels l GROUP BY ALL ORDER BY ALL"""),
-            "recent_errors": _rows(con, """
-                SELECT run_id, platform, started_at, status, error FROM runs
-                WHERE error IS NOT NULL ORDER BY run_id DESC LIMIT 5"""),
         }
+    rows["checkpoints"] = [_describe_checkpoint(row) for row in rows["checkpoints"]]
+    return {**info, **rows}
 
 
 # Columns the human view leaves out to stay readable in an 80-column terminal (--json has them all).

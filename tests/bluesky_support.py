@@ -41,7 +41,7 @@ def uris(items: list[CorpusItem]) -> set[str]:
 def write_config(tmp_path: Path, server: BlueskyReplay, *, queries: tuple[str, ...] = ("sora leak",),
                  **bluesky: object) -> Path:
     settings = {"service_url": server.url, "start_date": "2024-11-01", "fetch_threads": False,
-                "retry_base_seconds": 0.01, "timeout_seconds": 5, **bluesky}
+                "backoff_seconds": 0.01, "timeout_seconds": 5, **bluesky}
     lines = [f"{key} = {_toml(value)}" for key, value in settings.items()]
     quoted = ", ".join(_toml(q) for q in queries)
     text = f"""data_dir = "data"

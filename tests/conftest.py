@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from collectors import registry
 from collectors.replay.corpus import CorpusItem, Edit, base36
 from leakwatch.config import Config, load_config
 
@@ -26,10 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 # -- config files ----------------------------------------------------------------------------------
 
-_BASE_CONFIG: dict[str, dict[str, Any]] = {
-    "reddit": {"queries": ["sora leak"], "subreddits": ["all"]},
-    "bluesky": {"queries": ["sora leak"]},
-}
+def _base_config() -> dict[str, dict[str, Any]]:
+    """A minimal valid section for every registered source."""
+    return {source.name: dict(source.example_settings) for source in registry.sources()}
 
 
 def _toml_value(value: Any) -> str:
@@ -43,8 +43,9 @@ def _toml_value(value: Any) -> str:
 def write_config(directory: Path, **sections: dict[str, Any]) -> Path:
     """A leakwatch.toml in `directory`: defaults for every platform, overridden per section."""
     lines = ['data_dir = "data"']
-    for name in sorted(set(_BASE_CONFIG) | set(sections)):
-        values = {**_BASE_CONFIG.get(name, {}), **sections.get(name, {})}
+    base = _base_config()
+    for name in sorted(set(base) | set(sections)):
+        values = {**base.get(name, {}), **sections.get(name, {})}
         lines.append(f"[{name}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
     lines += ["[stance]", "[[stance.targets]]", 'name = "openai"', 'description = "OpenAI, the company"',
@@ -68,7 +69,8 @@ def make_config(tmp_path: Path) -> Callable[..., tuple[Path, Config]]:
 # -- the CLI and the warehouse ------------------------------------------------------------------------
 
 def cli_env(extra: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith(("REDDIT_", "BLUESKY_"))}
+    secrets = {name for source in registry.sources() for name in source.secrets}
+    env = {k: v for k, v in os.environ.items() if k not in drop and k not in secrets}
     env.pop("LEAKWATCH_CONFIG", None)
     env.update(extra or {})
     return env

@@ -57,7 +57,7 @@ def test_scheduled_passes_fire_on_the_interval_take_turns_and_pick_up_new_posts(
     path, config = make_config(
         reddit=reddit_section(server, interval_minutes=every_second),
         bluesky={"service_url": bluesky.url, "start_date": "2024-11-01", "fetch_threads": False,
-                 "retry_base_seconds": 0.01, "timeout_seconds": 5, "interval_minutes": every_second},
+                 "backoff_seconds": 0.01, "timeout_seconds": 5, "interval_minutes": every_second},
         schedule=SCHEDULE)
     db = config.warehouse_path
     daemon = start_daemon(path)

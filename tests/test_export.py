@@ -6,12 +6,14 @@ import csv
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from daemon_support import cli, post, seed, spawn, warehouse_path, write_config
+from daemon_support import cli, post, seed, warehouse_path, write_config
 
 W48 = datetime(2024, 11, 26, 14, 0, tzinfo=UTC)  # Tuesday of ISO week 2024-W48
 W49 = datetime(2024, 12, 3, 9, 30, tzinfo=UTC)
@@ -188,9 +190,32 @@ def test_manifest_lists_failed_runs_caps_and_schedule_gaps(tmp_path, seeded):
     assert manifest["query_set"]["run_query_keys"] == ["bluesky:OpenAI:sora leak", "reddit:OpenAI:sora leak"]
 
 
+# `leakwatch export` in a subprocess whose CSV sink pauses once the header and the first row are on
+# disk, so the test can kill it mid-file. The pause is patched in here: production code has no hook.
+_PAUSING_EXPORT = """
+import sys, time
+from analysis.export import csv_file
+write = csv_file.HashingSink.write
+
+def pausing_write(self, text):
+    written = write(self, text)
+    self.lines = getattr(self, "lines", 0) + 1
+    if self.lines == 2:
+        self.handle.flush()
+        time.sleep(60)
+    return written
+
+csv_file.HashingSink.write = pausing_write
+from leakwatch.cli import main
+sys.argv[0] = "leakwatch"
+main()
+"""
+
+
 def test_killed_export_leaves_no_partial_file(tmp_path, seeded):
     week = tmp_path / "data" / "exports" / "2024-W48"
-    process = spawn(seeded, "export", "--week", "2024-W48", env={"LEAKWATCH_EXPORT_TEST_PAUSE": "60"})
+    process = subprocess.Popen([sys.executable, "-c", _PAUSING_EXPORT, "--config", str(seeded), "export",
+                                "--week", "2024-W48"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while not (week.exists() and list(week.glob(".posts.csv.*.tmp"))):

@@ -8,13 +8,12 @@ from datetime import timedelta
 import pytest
 from conftest import RedditCorpus, query, reddit_section
 
-from collectors.reddit import RedditCollector
-from leakwatch.collect import RunSummary, run_collection
+from leakwatch.collect import RunSummary, make_collector, run_collection
 
 
 def collect(config, server, **bounds) -> RunSummary:
     """One pass, with the collector's clock on the server's clock (for the refresh age)."""
-    return run_collection(config, RedditCollector.from_config(config, clock=lambda: server.now, **bounds))
+    return run_collection(config, make_collector(config, "reddit", clock=lambda: server.now, **bounds))
 
 
 def searches(server, start: int = 0) -> list:

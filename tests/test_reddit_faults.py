@@ -7,13 +7,12 @@ import pytest
 from conftest import query, reddit_section
 
 from collectors.base import AuthError, CollectorError
-from collectors.reddit import RedditCollector
 from collectors.replay.server import Fault
-from leakwatch.collect import RunSummary, run_collection
+from leakwatch.collect import RunSummary, make_collector, run_collection
 
 
 def collect(config, server) -> RunSummary:
-    return run_collection(config, RedditCollector.from_config(config, clock=lambda: server.now))
+    return run_collection(config, make_collector(config, "reddit", clock=lambda: server.now))
 
 
 @pytest.fixture
@@ -41,7 +40,7 @@ def test_429_waits_for_retry_after_and_continues(reddit_env, ten, reddit_server,
 def test_429_asking_for_too_long_fails_the_run_and_keeps_the_pages(reddit_env, ten, reddit_server, make_config):
     server = reddit_server(ten.items)
     server.add_fault(Fault("429", "/r/all/search", retry_after=3600, after=1))
-    _, config = make_config(reddit=reddit_section(server, max_wait_seconds=5))
+    _, config = make_config(reddit=reddit_section(server, max_rate_limit_wait_seconds=5))
     summary = collect(config, server)
     assert summary.status == "failed" and "rate-limiting" in summary.error
     assert summary.inserted == 5  # the first page (the five newest) stays

@@ -17,6 +17,7 @@ from trends_data import MODEL, add_post, at, demo_like, metrics, new_warehouse
 
 from analysis import report
 from analysis.trends import Window
+from leakwatch.report import platform_facts
 
 KEY_DATES = [(date(2024, 11, 26), "Sora leak"), (date(2024, 12, 9), "Sora public release")]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -105,7 +106,8 @@ WEEK = f"{DAY} - CAST(isodow({DAY}) - 1 AS INTEGER)"
 def test_every_number_in_the_report_equals_sql(demo_warehouse, tmp_path, period, bucket):
     con = demo_warehouse
     asked = Window(date(2024, 11, 21), date(2024, 12, 11))
-    data = report.gather(con, period=period, window=asked, key_dates=KEY_DATES, bootstrap_samples=200)
+    data = report.gather(con, period=period, window=asked, key_dates=KEY_DATES, bootstrap_samples=200,
+                         platforms=platform_facts())
     since, until = data.window.since, data.window.until
     if period == "week":
         assert (since, until) == (date(2024, 11, 18), date(2024, 12, 15))  # whole weeks
@@ -175,7 +177,8 @@ def test_every_number_in_the_report_equals_sql(demo_warehouse, tmp_path, period,
 def test_report_files_are_valid_self_contained_and_deterministic(demo_warehouse, tmp_path):
     import matplotlib.image
 
-    data = report.gather(demo_warehouse, period="day", key_dates=KEY_DATES, bootstrap_samples=200)
+    data = report.gather(demo_warehouse, period="day", key_dates=KEY_DATES, bootstrap_samples=200,
+                         platforms=platform_facts())
     page = report.write_report(data, tmp_path / "a")
     pngs = sorted(p.name for p in page.parent.glob("*.png"))
     assert pngs == ["platforms.png", "stance_artists.png", "stance_openai.png", "volume.png"]
@@ -196,7 +199,7 @@ def test_report_files_are_valid_self_contained_and_deterministic(demo_warehouse,
     assert "Adjusted" in text and "Wilson" in text
     # The same warehouse gives byte-identical files.
     again = report.write_report(report.gather(demo_warehouse, period="day", key_dates=KEY_DATES,
-                                              bootstrap_samples=200), tmp_path / "b")
+                                              bootstrap_samples=200, platforms=platform_facts()), tmp_path / "b")
     for name in [*pngs, "report.html"]:
         assert (tmp_path / "a" / name).read_bytes() == (again.parent / name).read_bytes(), name
 

@@ -93,7 +93,10 @@ def demo_like(
                 likes = int(rng.paretovariate(1.2) * 3)
                 posts.append(Post(platform=platform, post_id=pid, kind="post", created_at=created,
                                   text=f"post {pid} about the sora leak", author_id=author, author_handle=author,
-                                  like_count=likes, url=f"https://example.org/{pid}"))
+                                  # engagement where each platform has it: Reddit's score, Bluesky's likes
+                                  score=likes if platform == "reddit" else None,
+                                  like_count=likes if platform == "bluesky" else None,
+                                  url=f"https://example.org/{pid}"))
                 p_against = 0.45 if after_leak else 0.25
                 p_favor_artists = 0.5 if after_leak else 0.3
                 o = rng.random()

@@ -14,6 +14,9 @@ from typing import Any
 _EXPORTS = {
     "open_reader": "connection", "open_writer": "connection", "reading": "connection", "writing": "connection",
     "WarehouseError": "errors",
+    "POST_COLUMNS": "exports", "first_run_start": "exports", "ok_finishes": "exports", "problem_runs": "exports",
+    "run_counts": "exports", "run_query_keys": "exports", "stance_daily_rows": "exports", "week_posts": "exports",
+    "week_states": "exports",
     "LABEL_SCHEMA": "labels", "ModelInfo": "labels", "get_model": "labels", "list_models": "labels",
     "posts_to_label": "labels", "register_model": "labels", "set_model_metrics": "labels",
     "write_labels": "labels",
@@ -22,6 +25,10 @@ _EXPORTS = {
     "add_to_run": "runs", "close_abandoned_runs": "runs", "commit_page": "runs", "finish_run": "runs",
     "get_checkpoints": "runs", "start_run": "runs",
     "LATEST_VERSION": "schema", "schema_version": "schema",
+    "community_summary": "summaries", "known_posts": "summaries", "status_rows": "summaries",
+    "top_threads": "summaries", "version_changes": "summaries",
+    "PERIOD_VIEWS": "trends", "daily_volume": "trends", "model_metrics": "trends", "period_rows": "trends",
+    "period_totals": "trends", "top_posts": "trends",
     "configure": "views", "get_setting": "views", "get_targets": "views",
 }
 

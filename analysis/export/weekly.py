@@ -1,0 +1,111 @@
+"""Weekly CSV exports: one folder per ISO week with posts.csv, stance_daily.csv and manifest.json.
+
+Exports only read the warehouse. Every file is written under a temporary name in the week's folder
+and renamed into place, the manifest last, so a killed export never leaves a partial file under a
+final name. Output is deterministic: the same warehouse state gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import warehouse
+
+from ..atomic import remove_stale_temps
+from ..errors import ExportError
+from . import manifest as manifest_mod
+from .calendar import Week, timestamp
+from .csv_file import write_csv
+from .policy import choose_weeks, week_states
+from .pseudonym import Pseudonymizer
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """Everything an export needs, handed in by the caller (the command line or the daemon)."""
+
+    warehouse_path: Path
+    root: Path  # the folder of the week folders
+    now: datetime
+    pseudonymizer: Pseudonymizer | None = None
+    configured_queries: Mapping[str, Any] = field(default_factory=dict)  # per platform, for the manifest
+    intervals: Mapping[str, float] = field(default_factory=dict)  # minutes per platform, for schedule gaps
+
+
+@dataclass
+class WeekExport:
+    week: Week
+    folder: Path
+    posts: int
+    daily_rows: int
+    complete: bool
+
+    def summary(self) -> str:
+        note = "" if self.complete else " (week not over yet: partial)"
+        return f"{self.week}: {self.posts} posts, {self.daily_rows} daily stance rows{note}"
+
+    def line(self) -> str:
+        return f"{self.summary()} → {self.folder}"
+
+
+def _export_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any]) -> WeekExport:
+    folder = job.root / str(week)
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(folder)
+    targets = warehouse.get_targets(con)
+    model_id = warehouse.get_setting(con, "current_model")
+
+    columns = warehouse.POST_COLUMNS
+    label_columns = [c for t in targets for c in (t, f"{t}_confidence")]
+    rows: Iterable[tuple[Any, ...]] = warehouse.week_posts(con, week.start, week.end, label_columns)
+    pseudonymizer = job.pseudonymizer
+    if pseudonymizer is not None:
+        id_at, handle_at = columns.index("author_id"), columns.index("author_handle")
+        rows = (
+            (*r[:id_at], pseudonymizer(r[id_at]), pseudonymizer(r[handle_at]), *r[handle_at + 1:]) for r in rows
+        )
+    posts_count, posts_sha = write_csv(folder / "posts.csv", columns + label_columns, rows)
+    daily_header, daily_rows = warehouse.stance_daily_rows(con, week.start.date(), week.end.date())
+    daily_count, daily_sha = write_csv(folder / "stance_daily.csv", daily_header, daily_rows)
+
+    manifest_mod.write_manifest(folder, {
+        "format_version": manifest_mod.FORMAT_VERSION,
+        "week": str(week),
+        "period": {"start": timestamp(week.start), "end": timestamp(week.end)},
+        "complete": state["complete"],
+        "model_id": model_id,
+        "targets": targets,
+        "authors": "pseudonymized (HMAC-SHA256, keyed)" if pseudonymizer else "as collected",
+        "files": {
+            "posts.csv": {"rows": posts_count, "sha256": posts_sha},
+            "stance_daily.csv": {"rows": daily_count, "sha256": daily_sha},
+        },
+        "query_set": manifest_mod.query_set(con, week, job.configured_queries),
+        "collection": manifest_mod.collection_facts(con, week, job.intervals, job.now),
+        "source_state": state,
+    })
+    return WeekExport(week, folder, posts_count, daily_count, state["complete"])
+
+
+def export_weeks(job: ExportJob, weeks: Sequence[Week] | None = None) -> list[WeekExport]:
+    """Export the given weeks, or by default every complete week not exported yet or changed since."""
+    root = job.root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create export folder {root}: {exc.strerror}") from None
+    done: list[WeekExport] = []
+    with warehouse.reading(job.warehouse_path) as con:
+        states = week_states(warehouse.week_states(con))
+        chosen = choose_weeks(states, weeks, lambda name: manifest_mod.stored_state(root / name),
+                              job.pseudonymizer is not None, job.now)
+        for week, state in chosen:
+            try:
+                done.append(_export_week(con, job, week, state))
+            except OSError as exc:
+                raise ExportError(f"cannot write export of {week} in {root}: {exc.strerror or exc}") from None
+    return done

@@ -1,0 +1,102 @@
+"""The queries behind the weekly exports: what a week's export depends on, its rows, its runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+
+_FETCH_BATCH = 5000
+
+POST_COLUMNS = [
+    "platform", "post_id", "kind", "thread_id", "parent_id", "community", "author_id", "author_handle",
+    "created_at", "language", "url", "title", "text", "score", "like_count", "reply_count",
+    "repost_count", "quote_count", "edited", "deleted", "matched_queries",
+]
+
+
+def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:
+    while rows := cursor.fetchmany(_FETCH_BATCH):
+        yield from rows
+
+
+def week_states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, datetime | None]]:
+    """Per ISO week with posts (2024-W48): posts, current-model labels, the newest label time."""
+    return con.execute(
+        """
+        WITH label_counts AS (
+            SELECT platform, post_id, count(*) AS labels, max(labelled_at) AS last_labelled_at
+            FROM labels WHERE model_id = (SELECT value FROM settings WHERE key = 'current_model')
+            GROUP BY ALL
+        )
+        SELECT strftime(p.created_at, '%G-W%V') AS week, count(*) AS posts,
+               coalesce(sum(l.labels), 0) AS labels, max(l.last_labelled_at) AS last_labelled_at
+        FROM posts p LEFT JOIN label_counts l USING (platform, post_id)
+        GROUP BY week ORDER BY week
+        """
+    ).fetchall()
+
+
+def week_posts(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+               label_columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """Posts created in [start, end) in export order: POST_COLUMNS, then the current-model label columns."""
+    select = ", ".join([f"p.{c}" for c in POST_COLUMNS] + [f"pl.{c}" for c in label_columns])
+    return _batches(con.execute(
+        f"""SELECT {select} FROM posts p LEFT JOIN posts_labeled pl USING (platform, post_id)
+            WHERE p.created_at >= ? AND p.created_at < ? ORDER BY p.created_at, p.platform, p.post_id""",
+        [start, end],
+    ))
+
+
+def stance_daily_rows(con: duckdb.DuckDBPyConnection, first: date, end: date
+                      ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+    """The stance_daily view for days in [first, end): its column names and its rows."""
+    cursor = con.execute(
+        "SELECT * FROM stance_daily WHERE period >= ? AND period < ? ORDER BY period, target, platform",
+        [first, end],
+    )
+    return [d[0] for d in cursor.description], _batches(cursor)
+
+
+def problem_runs(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[tuple]:
+    """Runs started in [start, end) that failed, were interrupted or hit a result cap:
+    run_id, platform, status, started_at, finished_at, caps_hit, error."""
+    return con.execute(
+        """SELECT run_id, platform, status, started_at, finished_at, caps_hit, error FROM runs
+           WHERE started_at >= ? AND started_at < ? AND (status IN ('failed', 'interrupted') OR caps_hit > 0)
+           ORDER BY run_id""",
+        [start, end],
+    ).fetchall()
+
+
+def run_counts(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[tuple[str, str, int]]:
+    """Runs started in [start, end) per platform and status."""
+    return con.execute(
+        """SELECT platform, status, count(*) FROM runs WHERE started_at >= ? AND started_at < ?
+           GROUP BY ALL ORDER BY ALL""",
+        [start, end],
+    ).fetchall()
+
+
+def first_run_start(con: duckdb.DuckDBPyConnection, platform: str) -> datetime | None:
+    return con.execute("SELECT min(started_at) FROM runs WHERE platform = ?", [platform]).fetchone()[0]
+
+
+def ok_finishes(con: duckdb.DuckDBPyConnection, platform: str, start: datetime, end: datetime) -> list[datetime]:
+    """When the successful runs of `platform` finished within [start, end), in order."""
+    return [row[0] for row in con.execute(
+        "SELECT finished_at FROM runs WHERE platform = ? AND status = 'ok' AND finished_at >= ? "
+        "AND finished_at < ? ORDER BY finished_at",
+        [platform, start, end],
+    ).fetchall()]
+
+
+def run_query_keys(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[tuple[str, str]]:
+    """(platform, query key) of every run started in [start, end)."""
+    return con.execute(
+        "SELECT DISTINCT platform, unnest(queries) AS q FROM runs WHERE started_at >= ? AND started_at < ? "
+        "ORDER BY ALL",
+        [start, end],
+    ).fetchall()
