@@ -241,7 +241,6 @@ def bench_classify(n: int = 10_000, naive_sample: int = 200, threads: int = 2) -
     from analysis.stance import FineTunedStance
     from collectors.replay.corpus import generate_corpus
     from leakwatch.config import default_config_text, parse_config
-    from leakwatch.models import models_dir
     from leakwatch.training import ensure_default_model
 
     torch.set_num_threads(threads)
@@ -252,8 +251,8 @@ def bench_classify(n: int = 10_000, naive_sample: int = 200, threads: int = 2) -
         config = parse_config(default_config_text(), "bench config", Path(tmp))
         console = Console(stderr=True)
         model_id = ensure_default_model(config, console)
-        fp32 = FineTunedStance.load(models_dir(config) / model_id, batch_size=64, precision="fp32")
-        backend = FineTunedStance.load(models_dir(config) / model_id, batch_size=64, precision="auto")
+        fp32 = FineTunedStance.load(config.models_dir / model_id, batch_size=64, precision="fp32")
+        backend = FineTunedStance.load(config.models_dir / model_id, batch_size=64, precision="auto")
     targets = backend.targets
 
     def timed(model: FineTunedStance) -> tuple[float, dict]:

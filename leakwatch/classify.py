@@ -1,89 +1,24 @@
-"""`leakwatch classify`: label posts without a current-model label, or whose text changed.
-
-The write connection is held only briefly (to pick the posts, and to store each chunk's labels), so
-`leakwatch sql` and other readers are not locked out while the model runs.
-"""
+"""`leakwatch classify` and the daemon's labelling step: analysis.classify with a progress bar."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-
-import numpy as np
-import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-import warehouse
+from analysis.classify import ClassifySummary, label_posts
 
 from .config import Config
-from .models import load_backend
-
-# Labels are stored after every chunk: an interruption loses at most one chunk of work.
-CHUNK_POSTS = 2048
-
-
-@dataclass
-class ClassifySummary:
-    model_id: str
-    labelled: int = 0  # posts labelled in this run (for every target)
-    targets: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    relabel: bool = False
-
-    def line(self) -> str:
-        if not self.labelled:
-            return f"classify: nothing to label; every post has a label from {self.model_id}"
-        rate = self.labelled / self.seconds if self.seconds > 0 else float("inf")
-        return (f"classify: {self.labelled} posts labelled for {', '.join(self.targets)} with {self.model_id} "
-                f"in {self.seconds:.1f}s ({rate:.0f} posts/s)")
-
-
-def labels_table(posts: pa.Table, probabilities: dict[str, np.ndarray], model_id: str) -> pa.Table:
-    """One row per post and target, built column-wise."""
-    from analysis.dataset import LABELS
-
-    n = posts.num_rows
-    now = datetime.now(UTC)
-    columns: dict[str, list] = {name: [] for name in warehouse.LABEL_SCHEMA.names}
-    for target, probs in probabilities.items():
-        columns["platform"].extend(posts["platform"].to_pylist())
-        columns["post_id"].extend(posts["post_id"].to_pylist())
-        columns["target"].extend([target] * n)
-        columns["model_id"].extend([model_id] * n)
-        columns["label"].extend(LABELS[i] for i in probs.argmax(axis=1))
-        for k, label in enumerate(LABELS):
-            columns[f"p_{label}"].extend(probs[:, k].tolist())
-        columns["content_hash"].extend(posts["content_hash"].to_pylist())
-        columns["labelled_at"].extend([now] * n)
-    return pa.table(columns, schema=warehouse.LABEL_SCHEMA)
 
 
 def run_classification(
     config: Config, console: Console | None = None, relabel: bool = False, model: str | None = None
 ) -> ClassifySummary:
     """Label what needs labelling with the current model (or `model`), and make it current."""
-    targets = config.target_names
-    with warehouse.writing(config.warehouse_path) as con:
-        backend = load_backend(config, con, model)
-        warehouse.configure(con, targets, backend.model_id)
-        todo = warehouse.posts_to_label(con, backend.model_id, targets, relabel)
-    summary = ClassifySummary(backend.model_id, targets=targets, relabel=relabel)
-    if todo.num_rows == 0:
-        return summary
-    started = time.monotonic()
     progress = Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TextColumn("posts"),
                         TimeRemainingColumn(), console=console or Console(stderr=True), transient=True,
                         disable=console is None)
     with progress:
-        task = progress.add_task("labelling", total=todo.num_rows)
-        for start in range(0, todo.num_rows, CHUNK_POSTS):
-            chunk = todo.slice(start, CHUNK_POSTS)
-            probabilities = backend.predict(chunk["text"].to_pylist(), lambda k: progress.advance(task, k))
-            table = labels_table(chunk, {t: probabilities[t] for t in targets}, backend.model_id)
-            with warehouse.writing(config.warehouse_path) as con:
-                warehouse.write_labels(con, table)
-            summary.labelled += chunk.num_rows
-    summary.seconds = time.monotonic() - started
-    return summary
+        task = progress.add_task("labelling", total=None)
+        return label_posts(config.warehouse_path, config.stance_setup(), relabel, model,
+                           started=lambda n: progress.update(task, total=n),
+                           advanced=lambda k: progress.advance(task, k))

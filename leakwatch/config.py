@@ -7,7 +7,7 @@ import tomllib
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
@@ -15,6 +15,9 @@ from collectors import registry
 from collectors.settings import SourceSettings
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from analysis.models import StanceSetup
 
 DEFAULT_CONFIG_NAME = "default.toml"
 CONFIG_ENV = "LEAKWATCH_CONFIG"
@@ -155,6 +158,18 @@ class Config:
     @property
     def target_names(self) -> list[str]:
         return [t.name for t in self.settings.stance.targets]
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def stance_setup(self) -> StanceSetup:
+        """The [stance] section as analysis takes it."""
+        from analysis.models import StanceSetup
+
+        stance = self.settings.stance
+        return StanceSetup(self.models_dir, tuple((t.name, t.description) for t in stance.targets),
+                           stance.model, stance.batch_size, stance.precision)
 
     def source_settings(self, name: str) -> SourceSettings:
         return getattr(self.settings, name)

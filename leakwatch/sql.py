@@ -1,69 +1,20 @@
-"""`leakwatch sql`: read-only SQL over the warehouse, one-shot or interactive."""
+"""`leakwatch sql`: the output formats and the interactive prompt over warehouse.user_sql."""
 
 from __future__ import annotations
 
 import csv
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from rich.console import Console
 from rich.table import Table
 
 import warehouse
+from warehouse.user_sql import Result, SqlError, run_query, shortcut_sql
 
-# Statement kinds that only read. Everything else (INSERT, COPY, ATTACH, SET, ...) is refused,
-# even though the read-only connection would already stop writes to the warehouse itself.
-_READING = {
-    duckdb.StatementType.SELECT,
-    duckdb.StatementType.EXPLAIN,
-    duckdb.StatementType.PRAGMA,
-}
-
-
-class SqlError(warehouse.WarehouseError):
-    """A query the user wrote cannot run; the message says why in one line."""
-
-
-@dataclass
-class Result:
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-
-
-def _one_line(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return " ".join(lines[:2]) if lines else type(exc).__name__
-
-
-def run_query(path: Path, query: str) -> list[Result]:
-    """Run every statement in `query` on a short-lived read-only connection."""
-    with warehouse.reading(path) as con:
-        try:
-            statements = con.extract_statements(query)
-        except duckdb.Error as exc:
-            raise SqlError(f"SQL error: {_one_line(exc)}") from None
-        if not statements:
-            raise SqlError("no SQL statement given")
-        for statement in statements:
-            if statement.type not in _READING:
-                kind = statement.type.name.replace("_", " ")
-                raise SqlError(
-                    f"`leakwatch sql` is read-only: {kind} statements are refused "
-                    "(use --csv or --json and redirect the output to save results)"
-                )
-        results = []
-        for statement in statements:
-            try:
-                cursor = con.execute(statement.query)
-                columns = [d[0] for d in cursor.description or []]
-                results.append(Result(columns, cursor.fetchall()))
-            except duckdb.Error as exc:
-                raise SqlError(f"SQL error: {_one_line(exc)}") from None
-        return results
+__all__ = ["Result", "SqlError", "interactive", "print_table", "run_query", "write_csv", "write_json"]
 
 
 def _cell(value: Any) -> str:
@@ -105,21 +56,6 @@ for just that query, so a running collector is never locked out.
   .quit         leave (Ctrl-D works too)"""
 
 
-def _shortcut(line: str) -> str | None:
-    """Translate dot-commands into SQL; None to quit."""
-    words = line.split()
-    if words[0] in (".quit", ".exit", ".q"):
-        return None
-    if words[0] == ".tables":
-        return ("SELECT table_name AS name, table_type AS type FROM information_schema.tables "
-                "WHERE table_schema = 'main' ORDER BY name;")
-    if words[0] == ".schema" and len(words) == 2:
-        name = words[1].replace("'", "''")
-        return (f"SELECT column_name, data_type FROM information_schema.columns "
-                f"WHERE table_name = '{name}' ORDER BY ordinal_position;")
-    return ".help"
-
-
 def interactive(path: Path, console: Console, max_rows: int) -> int:
     try:
         import readline  # noqa: F401  (line editing and history when available)
@@ -138,7 +74,7 @@ def interactive(path: Path, console: Console, max_rows: int) -> int:
             buffer = ""
             continue
         if not buffer and line.strip().startswith("."):
-            query = _shortcut(line.strip())
+            query = shortcut_sql(line.strip())
             if query is None:
                 return 0
             if query == ".help":

@@ -1,9 +1,9 @@
-"""`leakwatch train` and `leakwatch evaluate`, and the demo's train-or-reuse step."""
+"""`leakwatch train` and `leakwatch evaluate` with progress and tables, and the demo's train-or-reuse step."""
 
 from __future__ import annotations
 
 import logging
-import time
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,36 +12,30 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import warehouse
-from analysis.errors import DatasetError, ModelError
+from analysis.models import copy_model, register_folder
+from analysis.training import card_matches, evaluate_and_store, evaluation_data, train_and_register, training_data
 
 from .config import Config
-from .models import cache_dir, copy_model, load_backend, models_dir, register_folder
 
 if TYPE_CHECKING:
-    from analysis.dataset import LabelledData
     from analysis.train import HyperParameters
 
 log = logging.getLogger(__name__)
 
+CACHE_ENV = "LEAKWATCH_CACHE_DIR"
 
-def training_data(config: Config, csv_path: Path | None) -> LabelledData:
-    """The bundled dataset, or a CSV of the same shape (its `split` column, else the id-hash split)."""
-    from analysis.dataset import LabelledData, load_dataset, read_labelled_csv, split_of
 
-    if csv_path is None:
-        return load_dataset(config.target_names)
-    data = read_labelled_csv(csv_path, config.target_names)
-    examples = [e if e.split in ("train", "validation", "test") else
-                type(e)(e.id, e.text, e.labels, split_of(e.id), e.platform) for e in data.examples]
-    return LabelledData(examples, data.targets, data.source, data.sha256)
+def cache_dir() -> Path:
+    """Per-user cache of trained models, so the demo and benchmarks train once per machine."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "leakwatch" / "models"
 
 
 def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None) -> Any:
     """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel."""
-    from analysis.train import save_model, train_model
-
-    data = training_data(config, csv_path)
-    started = time.monotonic()
+    data = training_data(config.target_names, csv_path)
     progress = Progress(TextColumn("training {task.fields[info]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True)
     with progress:
@@ -54,36 +48,22 @@ def run_training(config: Config, console: Console, hp: HyperParameters, csv_path
                 console.print(f"epoch {p.epoch}: mean loss {p.loss:.3f}, validation macro-F1 {p.validation_f1:.3f}")
             progress.update(task, completed=p.step, total=p.total_steps, info=info)
 
-        trained = train_model(data, hp, report)
-    folder = save_model(trained, models_dir(config))
-    with warehouse.writing(config.warehouse_path) as con:
-        register_folder(con, folder, trained.metrics or None)
-    log.info("trained %s in %.0fs", trained.model_id, time.monotonic() - started)
-    return trained
+        return train_and_register(config.warehouse_path, config.stance_setup(), hp, data, report)
 
 
 def ensure_default_model(config: Config, console: Console, hp: HyperParameters | None = None) -> str:
     """The default model in this data folder: reused from here or the user cache when its card
     matches, else trained (minutes) and cached. Returns its model_id, registered in the warehouse."""
-    from analysis.stance import read_card
     from analysis.train import HyperParameters, planned_model_id
 
     hp = hp or HyperParameters()
-    data = training_data(config, None)
+    data = training_data(config.target_names, None)
     model_id = planned_model_id(data, hp)
-
-    def matches(folder: Path) -> bool:
-        try:
-            card = read_card(folder)
-        except ModelError:
-            return False
-        return card.get("model_id") == model_id and card.get("data", {}).get("sha256") == data.sha256
-
-    local, cached = models_dir(config) / model_id, cache_dir() / model_id
-    if not matches(local):
-        if matches(cached):
+    local, cached = config.models_dir / model_id, cache_dir() / model_id
+    if not card_matches(local, model_id, data):
+        if card_matches(cached, model_id, data):
             console.print(f"reusing the cached stance model {model_id} ({cached})")
-            copy_model(cached, models_dir(config))
+            copy_model(cached, config.models_dir)
         else:
             console.print("training the stance model (once per machine; a few minutes on 2 cores)…")
             trained = run_training(config, console, hp)
@@ -97,43 +77,17 @@ def ensure_default_model(config: Config, console: Console, hp: HyperParameters |
     return model_id
 
 
-def evaluation_data(config: Config, csv_path: Path | None, split: str | None) -> tuple[Any, str]:
-    """Examples to score and a description of them for the stored metrics."""
-    from analysis.dataset import load_dataset, read_labelled_csv
-
-    if csv_path is None:
-        data = load_dataset(config.target_names)
-        split = split or "test"
-        return data.split(split), f"{split} split of {data.source} (sha256 {data.sha256[:12]})"
-    data = read_labelled_csv(csv_path, config.target_names, require_split=split is not None)
-    examples = data.split(split) if split else data.examples
-    where = f"{split} split of " if split else ""
-    return examples, f"{where}{csv_path} (sha256 {data.sha256[:12]})"
-
-
 def run_evaluation(config: Config, console: Console, csv_path: Path | None = None, model: str | None = None,
                    split: str | None = None) -> tuple[str, dict[str, dict[str, Any]]]:
     """Score a model on labelled data, store the metrics on the model, return (model_id, metrics)."""
-    from analysis.evaluate import evaluate_predictions
-    from analysis.stance import labels_from_probabilities
-
-    examples, description = evaluation_data(config, csv_path, split)
-    if not examples:
-        raise DatasetError(f"no examples to evaluate in {description}")
-    with warehouse.writing(config.warehouse_path) as con:
-        backend = load_backend(config, con, model)
-    targets = config.target_names
+    examples, description = evaluation_data(config.target_names, csv_path, split)
     progress = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), console=console,
                         transient=True)
     with progress:
-        task = progress.add_task("evaluate", total=len(examples))
-        probabilities = backend.predict([e.text for e in examples], lambda k: progress.advance(task, k))
-    predicted = {t: labels_from_probabilities(probabilities[t]) for t in targets}
-    gold = {t: [e.labels[t] for e in examples] for t in targets}
-    metrics = evaluate_predictions(gold, predicted, description)
-    with warehouse.writing(config.warehouse_path) as con:
-        warehouse.set_model_metrics(con, backend.model_id, metrics)
-    return backend.model_id, metrics
+        task = progress.add_task("evaluate", total=None)
+        return evaluate_and_store(config.warehouse_path, config.stance_setup(), examples, description, model,
+                                  started=lambda n: progress.update(task, total=n),
+                                  advanced=lambda k: progress.advance(task, k))
 
 
 def _print_metrics(console: Console, metrics: dict[str, dict[str, Any]], title: str) -> None:

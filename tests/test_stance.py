@@ -437,7 +437,6 @@ def test_default_model_is_reused_from_the_cache_when_its_card_matches(tmp_path: 
 
     from analysis.train import HyperParameters
     from leakwatch.config import load_config
-    from leakwatch.models import models_dir
     from leakwatch.training import ensure_default_model
 
     monkeypatch.setenv("LEAKWATCH_CACHE_DIR", str(tmp_path / "cache"))
@@ -452,13 +451,13 @@ def test_default_model_is_reused_from_the_cache_when_its_card_matches(tmp_path: 
     assert ensure_default_model(config, console, hp) == model_id
     lines = console.export_text()
     assert "reusing the cached stance model" in lines and "training" not in lines
-    assert (models_dir(config) / model_id / "model_card.json").is_file()
+    assert (config.models_dir / model_id / "model_card.json").is_file()
     # A cached copy whose card no longer matches (other data) is not reused.
     card_path = tmp_path / "cache" / model_id / "model_card.json"
     card = json.loads(card_path.read_text())
     card["data"]["sha256"] = "0" * 64
     card_path.write_text(json.dumps(card))
-    shutil.rmtree(models_dir(first_config))
+    shutil.rmtree(first_config.models_dir)
     console = Console(record=True, file=io.StringIO())
     ensure_default_model(first_config, console, hp)
     assert "training the stance model" in console.export_text()

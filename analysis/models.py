@@ -1,4 +1,4 @@
-"""Stance models for the command line: where they live, which one is current, loading, caching.
+"""Stance models: where they live, which one is current, loading, registering, copying.
 
 A trained model is a folder `<data_dir>/models/<model_id>/` with a model_card.json, registered in
 the warehouse's `models` table. `stance.model` (or `--model`) picks one by id, or names an NLI
@@ -7,49 +7,49 @@ model as `nli:<hub id or folder>`; empty means the newest registered model.
 
 from __future__ import annotations
 
-import os
 import shutil
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 import warehouse
-from analysis.errors import ModelError
 
-from .config import Config
+from .atomic import atomic_path
+from .errors import ModelError
 
 if TYPE_CHECKING:
-    from analysis.stance import StanceBackend
+    from .stance import StanceBackend
 
 NLI_PREFIX = "nli:"
-CACHE_ENV = "LEAKWATCH_CACHE_DIR"
 NO_MODEL_HINT = ("run `leakwatch train` to fine-tune one (a few minutes on 2 cores), "
                  "or `leakwatch demo`, which trains one automatically")
 
 
-def models_dir(config: Config) -> Path:
-    return config.data_dir / "models"
+@dataclass(frozen=True)
+class StanceSetup:
+    """How models are found and run: the caller builds it from its configuration."""
+
+    models_dir: Path  # <data_dir>/models: one folder per trained model
+    targets: tuple[tuple[str, str], ...]  # (name, description) per stance target
+    model: str = ""  # the chosen model: a model_id, nli:<model>, or empty for the newest trained one
+    batch_size: int = 64
+    precision: str = "auto"
+
+    @property
+    def target_names(self) -> list[str]:
+        return [name for name, _ in self.targets]
 
 
-def cache_dir() -> Path:
-    """Per-user cache of trained models, so the demo and benchmarks train once per machine."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "leakwatch" / "models"
+def target_specs(setup: StanceSetup) -> list[Any]:
+    from .stance import TargetSpec
+
+    return [TargetSpec(name, description) for name, description in setup.targets]
 
 
-def target_specs(config: Config) -> list[Any]:
-    from analysis.stance import TargetSpec
-
-    return [TargetSpec(t.name, t.description) for t in config.settings.stance.targets]
-
-
-def register_folder(con: duckdb.DuckDBPyConnection, folder: Path, metrics: dict | None = None) -> str:
+def register_folder(con: Any, folder: Path, metrics: dict | None = None) -> str:
     """Register a trained model folder (by its card) in the warehouse; returns its model_id."""
-    from analysis.stance import read_card
+    from .stance import read_card
 
     card = read_card(folder)
     created = datetime.fromisoformat(card["created_at"]) if card.get("created_at") else datetime.now(UTC)
@@ -61,27 +61,27 @@ def register_folder(con: duckdb.DuckDBPyConnection, folder: Path, metrics: dict 
     return card["model_id"]
 
 
-def chosen_model(config: Config, override: str | None) -> str:
-    return (override if override is not None else config.settings.stance.model).strip()
+def chosen_model(setup: StanceSetup, override: str | None) -> str:
+    return (override if override is not None else setup.model).strip()
 
 
-def load_backend(config: Config, con: duckdb.DuckDBPyConnection, override: str | None = None) -> StanceBackend:
+def load_backend(setup: StanceSetup, con: Any, override: str | None = None) -> StanceBackend:
     """The model to label with, registered in the warehouse; one clear error when there is none."""
-    spec = chosen_model(config, override)
-    targets = config.target_names
+    spec = chosen_model(setup, override)
+    targets = setup.target_names
     if spec.startswith(NLI_PREFIX):
-        return _load_nli(config, con, spec[len(NLI_PREFIX):].strip())
+        return _load_nli(setup, con, spec[len(NLI_PREFIX):].strip())
     if spec:
         info = warehouse.get_model(con, spec)
         if info is None:
-            folder = models_dir(config) / spec
+            folder = setup.models_dir / spec
             if not (folder / "model_card.json").is_file():
                 known = ", ".join(m.model_id for m in warehouse.list_models(con)) or "none"
                 raise ModelError(f"unknown model {spec!r} (registered: {known}); {NO_MODEL_HINT}")
             register_folder(con, folder)
             info = warehouse.get_model(con, spec)
     else:
-        from analysis.stance import FINETUNED_BACKEND
+        from .stance import FINETUNED_BACKEND
 
         trained = [m for m in warehouse.list_models(con) if m.backend == FINETUNED_BACKEND]
         if not trained:
@@ -89,13 +89,12 @@ def load_backend(config: Config, con: duckdb.DuckDBPyConnection, override: str |
         info = trained[0]
     assert info is not None
     if info.backend == "nli":
-        return _load_nli(config, con, info.base_weights or "")
-    from analysis.stance import FineTunedStance
+        return _load_nli(setup, con, info.base_weights or "")
+    from .stance import FineTunedStance
 
     if not info.path or not Path(info.path).is_dir():
         raise ModelError(f"model {info.model_id}'s files are gone (expected {info.path}); {NO_MODEL_HINT}")
-    stance = config.settings.stance
-    backend = FineTunedStance.load(info.path, batch_size=stance.batch_size, precision=stance.precision)
+    backend = FineTunedStance.load(info.path, batch_size=setup.batch_size, precision=setup.precision)
     missing = [t for t in targets if t not in backend.targets]
     if missing:
         raise ModelError(
@@ -106,12 +105,12 @@ def load_backend(config: Config, con: duckdb.DuckDBPyConnection, override: str |
     return backend
 
 
-def _load_nli(config: Config, con: duckdb.DuckDBPyConnection, ref: str) -> StanceBackend:
-    from analysis.stance import NLI_BACKEND, NliStance
+def _load_nli(setup: StanceSetup, con: Any, ref: str) -> StanceBackend:
+    from .stance import NLI_BACKEND, NliStance
 
     if not ref:
         raise ModelError("stance.model = \"nli:\" needs a model after the colon, e.g. nli:MoritzLaurer/...")
-    backend = NliStance(ref, target_specs(config), batch_size=config.settings.stance.batch_size)
+    backend = NliStance(ref, target_specs(setup), batch_size=setup.batch_size)
     if warehouse.get_model(con, backend.model_id) is None:
         card = {"model_id": backend.model_id, "backend": NLI_BACKEND, "base_weights": ref,
                 "targets": [[t.name, t.description] for t in backend.specs], "templates": backend.templates}
@@ -123,12 +122,7 @@ def _load_nli(config: Config, con: duckdb.DuckDBPyConnection, ref: str) -> Stanc
 def copy_model(source: Path, destination_dir: Path) -> Path:
     """Copy a model folder next to others, atomically (temp name + rename)."""
     final = destination_dir / source.name
-    staging = destination_dir / f".{source.name}.tmp-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
     destination_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, staging)
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+    with atomic_path(final) as staging:
+        shutil.copytree(source, staging)
     return final
