@@ -107,12 +107,17 @@ def test_demo_collects_reddit_from_the_replay_server(demo_run):
         (3, 3)]
 
 
-def test_demo_credentials_stay_inside_the_demo_step(monkeypatch):
-    from leakwatch.demo import _environment
+def test_demo_credentials_never_enter_the_environment(monkeypatch, tmp_path):
+    """The demo hands the replay server's credentials straight to the collector factory."""
+    from collectors import registry
+    from leakwatch.config import default_config_text, parse_config
 
     monkeypatch.delenv("REDDIT_CLIENT_SECRET", raising=False)
     monkeypatch.setenv("REDDIT_CLIENT_ID", "the-users-own")
-    with _environment({"REDDIT_CLIENT_ID": "demo", "REDDIT_CLIENT_SECRET": "demo-secret"}):
-        assert os.environ["REDDIT_CLIENT_SECRET"] == "demo-secret"
+    config = parse_config(default_config_text(), "test config", tmp_path)
+    with registry.get("reddit").demo(config.source_settings("reddit")) as session:
+        demo_pass = next(session.passes)
+        collector = registry.build("reddit", demo_pass.settings, demo_pass.secrets, **demo_pass.options)
+        collector.authenticate()  # the replay server accepts the demo's own credentials
     assert "REDDIT_CLIENT_SECRET" not in os.environ
     assert os.environ["REDDIT_CLIENT_ID"] == "the-users-own"
