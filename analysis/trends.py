@@ -9,8 +9,11 @@ against share. The adjusted shares undo that on average (adjusted classify-and-c
 
 with M the row-normalised confusion matrix that `leakwatch evaluate` stored for the current model.
 The solution is projected onto the simplex (no negative shares, shares sum to 1). Its 95% interval
-is a seeded percentile bootstrap that resamples both the period's posts and the evaluation set's
-confusion matrix, so the uncertainty of the correction itself is in the interval.
+is a seeded Dirichlet (Bayesian) bootstrap over both the period's class mix and the evaluation
+set's confusion matrix, each with a weak prior, so the uncertainty of the correction is in the
+interval and a class unseen in a small period still has a positive upper bound; where that comes
+out narrower than the Wilson interval of the observed share, it is widened to that width, so it is
+never narrower than the period's sampling uncertainty (see `bootstrap_interval`).
 
 Assumption: the evaluation data are representative of how the model errs on the collected posts
 (P(predicted | true) is the same; only the class mix differs).
@@ -35,6 +38,10 @@ PERIODS = ("day", "week")
 UNITS = ("posts", "authors")
 DEFAULT_BOOTSTRAP_SAMPLES = 1000
 DEFAULT_SEED = 20241126
+# Weight of the Dirichlet prior per class (Jeffreys' 1/2): small next to any real count, but enough
+# that a class unseen in a small period keeps a positive upper bound.
+DIRICHLET_PRIOR = 0.5
+Z95 = 1.959963984540054  # the normal 97.5% quantile, as in the views' Wilson macros
 
 _VIEWS = {
     ("day", "posts"): "stance_daily",
@@ -177,22 +184,58 @@ def _seed_for(seed: int, target: str, platform: str, period: date) -> list[int]:
     return [seed, zlib.crc32(target.encode()), zlib.crc32(platform.encode()), period.toordinal()]
 
 
+def wilson_interval(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """95% Wilson score interval of k successes in n trials (the views' wilson_low/high macros)."""
+    k = np.asarray(k, dtype=float)
+    p = k / n
+    centre = (p + Z95 * Z95 / (2 * n)) / (1 + Z95 * Z95 / n)
+    half = Z95 * np.sqrt(p * (1 - p) / n + Z95 * Z95 / (4 * n * n)) / (1 + Z95 * Z95 / n)
+    return np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
+
+
+def widen_to_width(
+    low: np.ndarray, high: np.ndarray, width: np.ndarray, point: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Widen [low, high] about its midpoint to at least `width`, shifted back inside [0, 1], then
+    stretched to contain `point`. The result always contains the original interval."""
+    low, high = np.asarray(low, dtype=float).copy(), np.asarray(high, dtype=float).copy()
+    narrow = high - low < width
+    centre = (low + high) / 2
+    new_low = np.where(narrow, centre - width / 2, low)
+    new_high = np.where(narrow, centre + width / 2, high)
+    below = np.minimum(new_low, 0.0)  # how far it sticks out under 0 (<= 0) ...
+    new_low, new_high = new_low - below, new_high - below
+    above = np.maximum(new_high - 1.0, 0.0)  # ... and over 1 (>= 0); width <= 1, so it fits
+    new_low, new_high = new_low - above, new_high - above
+    return np.minimum(np.clip(new_low, 0.0, 1.0), point), np.maximum(np.clip(new_high, 0.0, 1.0), point)
+
+
 def bootstrap_interval(
     observed_counts: np.ndarray,
     confusion: np.ndarray,
     samples: int,
     rng: np.random.Generator,
+    prior: float = DIRICHLET_PRIOR,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """95% percentile interval of the adjusted shares, resampling posts and the confusion matrix."""
+    """95% interval of the adjusted shares: a Dirichlet (Bayesian) bootstrap, floored at Wilson width.
+
+    Each draw takes the period's class mix from Dirichlet(counts + prior) and each true-class row
+    of the confusion matrix from Dirichlet(row counts + prior), and corrects the one with the other
+    (`adjusted_shares`). The prior gives every class some mass, so a class not seen in a small
+    period still gets a positive upper bound (resampling the observed shares never could). The 2.5
+    and 97.5 percentiles of the draws are then widened, where narrower, to the width of the Wilson
+    interval of that class's observed share (`widen_to_width`): an interval is never narrower than
+    the period's sampling uncertainty. None for an empty period is the caller's job.
+    """
     observed = np.asarray(observed_counts, dtype=float)
     n = int(observed.sum())
-    posts = rng.multinomial(n, observed / n, size=samples)
-    totals = confusion.sum(axis=1)
-    rows = [rng.multinomial(int(totals[i]), confusion[i] / totals[i], size=samples) for i in range(3)]
-    confusions = np.stack(rows, axis=1).astype(float)  # (samples, true, predicted)
-    draws = adjusted_shares(posts, confusions)
+    mixes = rng.dirichlet(observed + prior, size=samples)
+    rows = [rng.dirichlet(confusion[i] + prior, size=samples) for i in range(3)]
+    confusions = np.stack(rows, axis=1)  # (samples, true, predicted), rows already sum to 1
+    draws = adjusted_shares(mixes, confusions)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
-    return low, high
+    wilson_low, wilson_high = wilson_interval(observed, n)
+    return widen_to_width(low, high, wilson_high - wilson_low, adjusted_shares(observed, confusion))
 
 
 # ---------------------------------------------------------------- the table

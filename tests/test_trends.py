@@ -6,7 +6,7 @@ from datetime import date
 
 import numpy as np
 import pytest
-from trends_data import MODEL, add_post, at, metrics, new_warehouse
+from trends_data import CONFUSION, MODEL, add_post, at, metrics, new_warehouse
 
 import warehouse
 from analysis.trends import (
@@ -16,6 +16,8 @@ from analysis.trends import (
     confusion_for_model,
     project_to_simplex,
     stance_trends,
+    widen_to_width,
+    wilson_interval,
 )
 
 
@@ -192,6 +194,82 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     assert (low1 == low2).all() and (high1 == high2).all()
     assert (low1 <= [0.5, 0.25, 0.25]).all() and ([0.5, 0.25, 0.25] <= high1).all()
     assert (high1 - low1 > 0.05).all()  # 40 posts and 30 evaluation posts: wide, honestly
+
+
+SMALL_PERIODS = [[0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 1, 0], [0, 2, 0], [0, 0, 2],
+                 [0, 3, 2], [0, 5, 0], [1, 2, 2], [5, 0, 0]]
+
+
+@pytest.mark.parametrize("counts", SMALL_PERIODS, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("target", sorted(CONFUSION))
+def test_adjusted_interval_is_never_narrower_than_wilson_on_small_periods(counts, target):
+    counts = np.array(counts, dtype=float)
+    confusion = np.array(CONFUSION[target], dtype=float)
+    n = int(counts.sum())
+    low, high = bootstrap_interval(counts, confusion, 1000, np.random.default_rng(3))
+    point = adjusted_shares(counts, confusion)
+    wilson_low, wilson_high = wilson_interval(counts, n)
+    assert (high - low >= wilson_high - wilson_low - 1e-12).all()  # never narrower than sampling noise
+    assert (high - low > 0.3).all()  # five posts or fewer: nothing is known to within +-15 points
+    assert ((low <= point) & (point <= high)).all()
+    assert ((0 <= low) & (high <= 1)).all()
+    # A class the period never showed still may be there: its upper bound is well above 0.
+    assert (high[counts == 0] >= wilson_high[counts == 0] - 1e-12).all()
+
+
+def test_one_post_is_not_certain():
+    # Before: one 'against' post gave against 100.0 (100.0-100.0) and favor, none 0.0 (0.0-0.0).
+    low, high = bootstrap_interval(np.array([0, 1, 0]), np.array(CONFUSION["openai"], float), 1000,
+                                   np.random.default_rng(5))
+    wilson_low, wilson_high = wilson_interval(np.array([0, 1, 0]), 1)
+    assert wilson_low[1] == pytest.approx(0.206549, abs=1e-6) and wilson_high[0] == pytest.approx(0.793451, abs=1e-6)
+    assert low[1] <= wilson_low[1] and high[1] == 1.0
+    assert high[0] >= 0.79 and high[2] >= 0.79
+
+
+def test_a_perfect_classifier_floors_the_interval_at_wilson():
+    # Perfect classifier, 0 of 5 posts favor: the Dirichlet draws alone give an upper bound near 0.37
+    # (Beta(0.5, 5.5)); the Wilson floor lifts it to Wilson's width, 0.434, from 0.
+    counts = np.array([0, 2, 3])
+    low, high = bootstrap_interval(counts, np.eye(3) * 10_000, 2000, np.random.default_rng(2))
+    wilson_low, wilson_high = wilson_interval(counts, 5)
+    assert (low[0], high[0]) == pytest.approx((0.0, wilson_high[0]), abs=1e-9)
+    assert wilson_high[0] == pytest.approx(0.434482, abs=1e-6)
+    # Many posts, many evaluation posts: the interval narrows to a few points, as it should.
+    low, high = bootstrap_interval(np.array([400, 300, 300]), HAND_CONFUSION * 100, 1000, np.random.default_rng(2))
+    assert (high - low < 0.12).all() and (high - low > 0.04).all()
+
+
+def test_widen_to_width_by_hand():
+    low, high = widen_to_width(np.array([0.0, 0.9, 0.4, 0.1]), np.array([0.0, 1.0, 0.5, 0.9]),
+                               np.array([0.5, 0.4, 0.2, 0.2]), np.array([0.0, 1.0, 0.45, 0.5]))
+    assert low == pytest.approx([0.0, 0.6, 0.35, 0.1])  # stuck at 0: all of it goes up; at 1: down
+    assert high == pytest.approx([0.5, 1.0, 0.55, 0.9])  # the last was wide enough already
+    # The point estimate is always inside.
+    low, high = widen_to_width(np.array([0.2]), np.array([0.3]), np.array([0.05]), np.array([0.5]))
+    assert (low[0], high[0]) == pytest.approx((0.2, 0.5))
+
+
+def test_periods_of_0_1_2_and_5_posts_through_the_views(con):
+    # Week 1: one post; week 2: none; week 3: two; week 4: five.
+    weeks = {"2024-11-18": ["against"], "2024-12-02": ["favor", "against"],
+             "2024-12-09": ["against", "against", "against", "none", "none"]}
+    for day, labels in weeks.items():
+        for i, label in enumerate(labels):
+            add_post(con, "reddit", f"{day}-{i}", at(day, i), {"openai": label}, author=f"u{day}{i}")
+    table = stance_trends(con, period="week", targets=["openai"], platforms=["all"])
+    assert [r["posts"] for r in table.rows] == [1, 0, 2, 5]
+    for row in table.rows:
+        for label in ("favor", "against", "none"):
+            low, high = row[f"adjusted_share_{label}_low"], row[f"adjusted_share_{label}_high"]
+            if row["posts"] == 0:
+                assert row[f"adjusted_share_{label}"] is None and low is None and high is None
+                continue
+            # Against the views' own Wilson interval (SQL), not the Python one.
+            assert high - low >= row[f"share_{label}_high"] - row[f"share_{label}_low"] - 1e-12
+            assert low <= row[f"adjusted_share_{label}"] <= high and high > 0.3
+    one = table.rows[0]
+    assert one["adjusted_share_favor_high"] > 0.5 and one["adjusted_share_none_high"] > 0.5
 
 
 def test_trend_table_adjusted_columns_zero_counts_and_empty_weeks(con):
