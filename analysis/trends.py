@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import duckdb
@@ -33,6 +33,7 @@ import numpy as np
 from warehouse.records import LABELS
 
 from .errors import TrendsError
+from .quality import ModelQuality, quality_from_metrics
 
 PERIODS = ("day", "week")
 UNITS = ("posts", "authors")
@@ -42,6 +43,9 @@ DEFAULT_SEED = 20241126
 # that a class unseen in a small period keeps a positive upper bound.
 DIRICHLET_PRIOR = 0.5
 Z95 = 1.959963984540054  # the normal 97.5% quantile, as in the views' Wilson macros
+# Periods with fewer posts (authors) than this are marked as too small to read a trend from.
+DEFAULT_MIN_POSTS = 10
+PERIOD_LENGTH = {"day": timedelta(days=1), "week": timedelta(days=7)}
 
 _VIEWS = {
     ("day", "posts"): "stance_daily",
@@ -60,6 +64,7 @@ class TrendTable:
     rows: list[dict[str, Any]]
     model_id: str | None
     notes: list[str] = field(default_factory=list)
+    quality: ModelQuality | None = None  # the current model's measured quality
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,21 @@ def confusion_for_model(
             continue
         matrices[target] = matrix
     return matrices, notes
+
+
+def stored_metrics(con: duckdb.DuckDBPyConnection, model_id: str | None) -> dict[str, Any] | None:
+    """The model's stored evaluation metrics, or None when it has none (or they are unreadable)."""
+    if model_id is None:
+        return None
+    # A query of its own (a candidate for warehouse/), read for the quality header.
+    row = con.execute("SELECT metrics FROM models WHERE model_id = ?", [model_id]).fetchone()
+    if row is None or row[0] is None:
+        return None
+    try:
+        metrics = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+    except json.JSONDecodeError:
+        return None
+    return metrics if isinstance(metrics, dict) else None
 
 
 def _reorder(entry: dict[str, Any]) -> np.ndarray:
@@ -255,8 +275,14 @@ def stance_trends(
     platforms: list[str] | None = None,
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = DEFAULT_SEED,
+    min_posts: int = DEFAULT_MIN_POSTS,
+    now: datetime | None = None,
 ) -> TrendTable:
-    """The period view's rows in the window, plus adjusted shares for post counts when possible."""
+    """The period view's rows in the window, plus adjusted shares for post counts when possible.
+
+    Every row also says whether it is `incomplete` (the period ends after the last collection run
+    started, or after `now`) and whether it is `below_min_posts` (fewer than `min_posts` posts, or
+    authors): both are shown as such instead of reading as a real rise or drop."""
     if period not in PERIODS:
         raise TrendsError(f"period must be one of {', '.join(PERIODS)} (got {period!r})")
     if unit not in UNITS:
@@ -273,7 +299,9 @@ def stance_trends(
     columns = [d[0] for d in cursor.description]
     rows = [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
     model_id = current_model(con)
-    table = TrendTable(view, columns, rows, model_id)
+    table = TrendTable(view, columns, rows, model_id,
+                       quality=quality_from_metrics(model_id, stored_metrics(con, model_id)))
+    mark_periods(table, period, unit, min_posts, collection_horizon(con, now))
     if unit == "authors":
         table.notes.append(
             "adjusted shares are computed for post counts only: the confusion matrix describes single "
@@ -285,6 +313,27 @@ def stance_trends(
     if matrices:
         _add_adjusted(table, matrices, bootstrap_samples, seed)
     return table
+
+
+def collection_horizon(con: duckdb.DuckDBPyConnection, now: datetime | None = None) -> datetime:
+    """Up to when the warehouse can be complete: the start of the last successful collection run,
+    or `now` when there is no run record (data loaded some other way) or the run is in the future."""
+    now = now or datetime.now(UTC)
+    # A query of its own (a candidate for warehouse/): the only thing trends needs from `runs`.
+    row = con.execute("SELECT max(started_at) FROM runs WHERE status = 'ok'").fetchone()
+    return min(now, row[0]) if row and row[0] is not None else now
+
+
+MARK_COLUMNS = ["incomplete", "below_min_posts"]
+
+
+def mark_periods(table: TrendTable, period: str, unit: str, min_posts: int, horizon: datetime) -> None:
+    """Flag periods still being collected and periods too small to read a trend from."""
+    table.columns.extend(MARK_COLUMNS)
+    for row in table.rows:
+        end = datetime.combine(row["period"], time(), UTC) + PERIOD_LENGTH[period]
+        row["incomplete"] = end > horizon
+        row["below_min_posts"] = row[unit] < min_posts
 
 
 ADJUSTED_COLUMNS = [f"adjusted_share_{label}{suffix}" for label in LABELS for suffix in ("", "_low", "_high")]

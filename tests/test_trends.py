@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
@@ -321,3 +321,32 @@ def test_author_unit_has_no_adjusted_shares(con):
     table = stance_trends(con, period="day", unit="authors")
     assert "adjusted_share_favor" not in table.columns
     assert any("post counts only" in n for n in table.notes)
+
+
+def test_incomplete_and_small_periods_are_marked(con):
+    for i in range(12):
+        add_post(con, "reddit", f"a{i}", at("2024-11-19", i), {"openai": "favor"}, author=f"a{i}")
+    for i in range(3):
+        add_post(con, "reddit", f"b{i}", at("2024-11-26", i), {"openai": "against"}, author=f"b{i}")
+    add_post(con, "reddit", "c0", at("2024-12-03"), {"openai": "none"})
+    # The last successful collection started on Wednesday 2024-12-04; a later failed run does not count.
+    con.execute("INSERT INTO runs (platform, queries, started_at, status) VALUES "
+                "('reddit', ['sora'], TIMESTAMPTZ '2024-12-04 10:00:00+00', 'ok'), "
+                "('reddit', ['sora'], TIMESTAMPTZ '2024-12-20 10:00:00+00', 'failed')")
+    weekly = stance_trends(con, period="week", targets=["openai"], platforms=["all"], min_posts=10)
+    assert {"incomplete", "below_min_posts"} <= set(weekly.columns)
+    assert [(r["posts"], r["incomplete"], r["below_min_posts"]) for r in weekly.rows] == [
+        (12, False, False), (3, False, True), (1, True, True)]
+    daily = stance_trends(con, period="day", targets=["openai"], platforms=["all"], min_posts=1)
+    last = daily.rows[-1]
+    assert last["period"] == date(2024, 12, 3) and not last["incomplete"]  # the day ended before the run
+    assert [r["period"] for r in daily.rows if r["below_min_posts"]] == [
+        date(2024, 11, d) for d in range(20, 26)] + [date(2024, 11, d) for d in range(27, 31)] + [
+        date(2024, 12, d) for d in (1, 2)]  # the empty days
+    # Seen from an earlier "now", the week of the 25th was still running too.
+    earlier = stance_trends(con, period="week", targets=["openai"], platforms=["all"],
+                            now=datetime(2024, 11, 28, tzinfo=UTC))
+    assert [r["incomplete"] for r in earlier.rows] == [False, True, True]
+    # No collection runs recorded (data loaded another way): only "now" decides.
+    con.execute("DELETE FROM runs")
+    assert not any(r["incomplete"] for r in stance_trends(con, period="week", platforms=["all"]).rows)
