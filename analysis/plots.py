@@ -186,11 +186,14 @@ def stance_plot(
     handles = [
         Line2D([], [], color="#495057", marker="o", markersize=4, linewidth=1.8, label="share"),
         Patch(color="#495057", alpha=0.18, label="95% interval"),
-        Line2D([], [], linestyle=":", color="#495057", marker="o", markersize=4.5, markerfacecolor="white",
-               markeredgecolor=MUTED, label=f"fewer than {min_posts} {what}, or incomplete"),
-        Patch(color=MUTED, alpha=0.25, label="incomplete period (still being collected)"),
         Line2D([], [], linestyle="none", marker="$n$", color="#495057", label=f"numbers under 0%: {what} per {per}"),
     ]
+    if not _reliable(rows).all():  # only what the picture shows
+        handles.insert(2, Line2D([], [], linestyle=":", color="#495057", marker="o", markersize=4.5,
+                                 markerfacecolor="white", markeredgecolor=MUTED,
+                                 label=f"fewer than {min_posts} {what}, or incomplete"))
+    if any(r.get("incomplete") for r in rows):
+        handles.insert(3, Patch(color=MUTED, alpha=0.25, label="incomplete period (still being collected)"))
     # Below the plots, so it never covers a point or a key-date label.
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, -0.045))
     return _save(fig, path)
