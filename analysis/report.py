@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from . import plots
 from .atomic import write_text_atomically
 from .trends import (
     DEFAULT_BOOTSTRAP_SAMPLES,
+    DEFAULT_MIN_POSTS,
     DEFAULT_SEED,
     LABELS,
     TrendTable,
@@ -39,12 +40,15 @@ class Platform:
     color: str  # plot colour
     engagement_sql: str  # SQL over posts (alias p); not comparable across platforms: tables rank within a stance
     engagement_text: str  # the same in words ("score + comments")
+    # post_url(post_id, url) -> the post's own web address (the collectors' registry knows how).
+    post_url: Callable[[str, str | None], str | None] = lambda post_id, url: url
 
 
 @dataclass
 class ReportData:
     period: str
     unit: str
+    min_posts: int
     window: Window  # as asked, snapped to whole periods
     key_dates: list[plots.KeyDate]
     model_id: str | None
@@ -92,13 +96,16 @@ def gather(
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = DEFAULT_SEED,
     platforms: Sequence[Platform] = (),
+    min_posts: int = DEFAULT_MIN_POSTS,
 ) -> ReportData:
     """Every number the report shows, read through the same functions the page is drawn from."""
     window = (window or Window()).snapped(period)
-    trends = stance_trends(con, period, unit, window, bootstrap_samples=bootstrap_samples, seed=seed)
+    trends = stance_trends(con, period, unit, window, bootstrap_samples=bootstrap_samples, seed=seed,
+                           min_posts=min_posts)
     data = ReportData(
         period=period,
         unit=unit,
+        min_posts=min_posts,
         window=window,
         key_dates=sorted(key_dates or []),
         model_id=trends.model_id,
@@ -130,10 +137,22 @@ def _cell(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _table(headers: list[str], rows: list[list[str]], css: str = "") -> str:
+def _table(headers: list[str], rows: list[list[str]], css: str = "", row_css: list[str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
+    classes = [f' class="{c}"' if c else "" for c in (row_css or [""] * len(rows))]
+    body = "".join(f"<tr{c}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>\n"
+                   for c, row in zip(classes, rows, strict=True))
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>'
+
+
+def period_note(row: dict[str, Any], period: str, min_posts: int, count: str) -> str:
+    """Why a period's numbers should not be read as a trend, or '' when nothing is wrong with it."""
+    notes = []
+    if row.get("incomplete"):
+        notes.append(f"incomplete {period} (still being collected)")
+    if row.get("below_min_posts"):
+        notes.append(f"fewer than {min_posts} {count}")
+    return "; ".join(notes)
 
 
 def _trend_table_html(data: ReportData, target: str) -> str:
@@ -144,8 +163,9 @@ def _trend_table_html(data: ReportData, target: str) -> str:
         headers += [f"{label} ({count})", f"share {label}", "95% Wilson"]
     if adjusted:
         for label in ("favor", "against"):
-            headers += [f"adjusted {label}", "95% bootstrap"]
-    rows = []
+            headers += [f"adjusted {label}", "95% interval"]
+    headers.append("note")
+    rows, row_css = [], []
     for r in data.stance_rows(target):
         row = [f"{r['period']:%Y-%m-%d}", f"{r[count]:,}"]
         for label in LABELS:
@@ -155,8 +175,10 @@ def _trend_table_html(data: ReportData, target: str) -> str:
             for label in ("favor", "against"):
                 row += [fmt_share(r[f"adjusted_share_{label}"]),
                         fmt_interval(r[f"adjusted_share_{label}_low"], r[f"adjusted_share_{label}_high"])]
-        rows.append(row)
-    return _table(headers, rows, "numbers")
+        note = period_note(r, data.period, data.min_posts, count)
+        rows.append([*row, html.escape(note)])
+        row_css.append("muted" if note else "")
+    return _table(headers, rows, "numbers", row_css)
 
 
 def _totals_html(data: ReportData) -> str:
@@ -178,6 +200,15 @@ def _snippet(post: dict[str, Any], limit: int = 220) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def post_address(post: dict[str, Any], platforms: Sequence[Platform]) -> str | None:
+    """The post's own web address, as its platform builds it (Reddit: the permalink it was stored
+    with; Bluesky: the bsky.app address of its at:// URI)."""
+    for platform in platforms:
+        if platform.name == post.get("platform"):
+            return platform.post_url(str(post.get("post_id") or ""), post.get("url"))
+    return post.get("url")
+
+
 def _top_posts_html(data: ReportData, target: str) -> str:
     parts = []
     for label in LABELS:
@@ -187,9 +218,11 @@ def _top_posts_html(data: ReportData, target: str) -> str:
         rows = []
         for p in mine:
             # Only web links: a URL from upstream data must not run script in the reader's browser.
-            url = p.get("url") or ""
-            link = (f'<a href="{html.escape(url)}">{_cell(p["post_id"])}</a>'
-                    if url.startswith(("https://", "http://")) else _cell(p["post_id"]))
+            url = post_address(p, data.platforms) or ""
+            # Long ids (Bluesky's at:// URIs) are cut by CSS; the full id is the tooltip.
+            shown = f'<span class="id" title="{_cell(p["post_id"])}">{_cell(p["post_id"])}</span>'
+            link = (f'<a href="{html.escape(url)}">{shown}</a>'
+                    if url.startswith(("https://", "http://")) else shown)
             rows.append([f"{p['engagement']:,}", _cell(p["platform"]), f"{p['day']:%Y-%m-%d}",
                          _cell(p.get("author_handle")), html.escape(_snippet(p)), link])
         parts.append(f"<h4>{html.escape(label)}</h4>"
@@ -205,15 +238,36 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
 th, td { border: 1px solid #dee2e6; padding: 0.25em 0.5em; vertical-align: top; }
 th { background: #f1f3f5; }
 table.numbers td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.posts td:nth-child(5) { max-width: 40em; }
+table.numbers tr.muted td { color: #868e96; background: #f8f9fa; }
+table.numbers td:last-child { text-align: left; white-space: normal; min-width: 8em; }
+table.numbers th { padding: 0.25em 0.3em; }
+table.posts { table-layout: fixed; width: 100%; }
+table.posts th:nth-child(1), table.posts th:nth-child(2), table.posts th:nth-child(3) { width: 6.5em; }
+table.posts th:nth-child(4) { width: 11em; }
+table.posts th:nth-child(6) { width: 13em; }
+table.posts td { overflow-wrap: anywhere; }
+.id { display: inline-block; max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+      vertical-align: bottom; }
+.quality { font-size: 1.05em; overflow-wrap: anywhere; }
 .note { background: #fff9db; border-left: 4px solid #fab005; padding: 0.4em 0.8em; }
 details { margin-bottom: 1em; }
+.scroll { overflow-x: auto; }
 """
 
 
 def _img(path: Path, alt: str) -> str:
     encoded = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}"></p>'
+
+
+def _quality_html(data: ReportData) -> str:
+    """The current model's measured quality, first thing on the page: every share depends on it."""
+    quality = data.trends.quality
+    if quality is None or quality.model_id is None:
+        return ""
+    caveat = quality.caveat()
+    return (f'<p class="quality"><strong>Model quality.</strong> {html.escape(quality.summary())}.</p>'
+            + (f'<p class="note"><strong>Caveat:</strong> {html.escape(caveat)}.</p>' if caveat else ""))
 
 
 def render_html(data: ReportData, images: dict[str, Path]) -> str:
@@ -228,6 +282,7 @@ def render_html(data: ReportData, images: dict[str, Path]) -> str:
         "<title>leakwatch report: stance over time</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>leakwatch: stance over time</h1>",
+        _quality_html(data),
         "<ul>",
         f"<li>Window: {html.escape(data.window_text())}; period: {period_text}</li>",
         f"<li>Model: {_cell(data.model_id or 'none')}; counting: {unit_text}</li>",
@@ -242,12 +297,15 @@ def render_html(data: ReportData, images: dict[str, Path]) -> str:
             f"<h2>Stance toward '{html.escape(target)}'</h2>",
             "<p>Shares <em>as classified</em> are the fraction of posts the model put in each class; the "
             "Wilson interval covers sampling noise only. <em>Adjusted</em> shares correct for the model's "
-            "known errors (its confusion matrix on evaluation data) and their bootstrap interval includes "
-            "the uncertainty of that correction.</p>",
+            "known errors (its confusion matrix on evaluation data); their interval (a Dirichlet bootstrap) "
+            "includes the uncertainty of that correction and is never narrower than the Wilson interval. "
+            f"The number under each point is its {'posts' if data.unit == 'posts' else 'authors'}; hollow "
+            f"grey points have fewer than {data.min_posts} (<code>report.min_posts</code>) and grey bands "
+            "mark a period still being collected: read neither as a rise or a drop.</p>",
             _img(images[f"stance_{target}"], f"stance toward {target} over time"),
             f"<details><summary>Numbers per period ({'both' if len(data.platforms) == 2 else 'all'} "
             "platforms together)</summary>",
-            _trend_table_html(data, target),
+            f'<div class="scroll">{_trend_table_html(data, target)}</div>',
             "</details>",
             f"<h3>Most engaged posts per stance toward '{html.escape(target)}'</h3>",
             f"<p>Engagement = {html.escape(data.engagement_text())}.</p>",
@@ -256,7 +314,7 @@ def render_html(data: ReportData, images: dict[str, Path]) -> str:
     sections += [
         "<h2>Platform comparison</h2>",
         _img(images["platforms"], "share favor and against per platform"),
-        _totals_html(data),
+        f'<div class="scroll">{_totals_html(data)}</div>',
         "<p>Reproduce any number with <code>leakwatch sql</code>, e.g. "
         f"<code>SELECT * FROM {data.trends.view} WHERE target = 'openai' AND platform = 'all' "
         "ORDER BY period</code>.</p>",
@@ -275,7 +333,7 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
     for target in data.targets:
         images[f"stance_{target}"] = plots.stance_plot(
             target, data.stance_rows(target), data.period, data.unit, data.key_dates,
-            out_dir / f"stance_{target}.png", data.together())
+            out_dir / f"stance_{target}.png", data.together(), data.min_posts)
     page = out_dir / "report.html"
     write_text_atomically(page, render_html(data, images))  # never a half-written page
     return page

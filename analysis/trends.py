@@ -9,8 +9,11 @@ against share. The adjusted shares undo that on average (adjusted classify-and-c
 
 with M the row-normalised confusion matrix that `leakwatch evaluate` stored for the current model.
 The solution is projected onto the simplex (no negative shares, shares sum to 1). Its 95% interval
-is a seeded percentile bootstrap that resamples both the period's posts and the evaluation set's
-confusion matrix, so the uncertainty of the correction itself is in the interval.
+is a seeded Dirichlet (Bayesian) bootstrap over both the period's class mix and the evaluation
+set's confusion matrix, each with a weak prior, so the uncertainty of the correction is in the
+interval and a class unseen in a small period still has a positive upper bound; where that comes
+out narrower than the Wilson interval of the observed share, it is widened to that width, so it is
+never narrower than the period's sampling uncertainty (see `bootstrap_interval`).
 
 Assumption: the evaluation data are representative of how the model errs on the collected posts
 (P(predicted | true) is the same; only the class mix differs).
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -30,11 +33,19 @@ import warehouse
 from warehouse.records import LABELS
 
 from .errors import TrendsError
+from .quality import ModelQuality, quality_from_metrics
 
 PERIODS = ("day", "week")
 UNITS = ("posts", "authors")
 DEFAULT_BOOTSTRAP_SAMPLES = 1000
 DEFAULT_SEED = 20241126
+# Weight of the Dirichlet prior per class (Jeffreys' 1/2): small next to any real count, but enough
+# that a class unseen in a small period keeps a positive upper bound.
+DIRICHLET_PRIOR = 0.5
+Z95 = 1.959963984540054  # the normal 97.5% quantile, as in the views' Wilson macros
+# Periods with fewer posts (authors) than this are marked as too small to read a trend from.
+DEFAULT_MIN_POSTS = 10
+PERIOD_LENGTH = {"day": timedelta(days=1), "week": timedelta(days=7)}
 
 
 
@@ -47,6 +58,7 @@ class TrendTable:
     rows: list[dict[str, Any]]
     model_id: str | None
     notes: list[str] = field(default_factory=list)
+    quality: ModelQuality | None = None  # the current model's measured quality
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,20 @@ def confusion_for_model(
             continue
         matrices[target] = matrix
     return matrices, notes
+
+
+def stored_metrics(con: Any, model_id: str | None) -> dict[str, Any] | None:
+    """The model's stored evaluation metrics, or None when it has none (or they are unreadable)."""
+    if model_id is None:
+        return None
+    stored = warehouse.model_metrics(con, model_id)
+    if stored is None:
+        return None
+    try:
+        metrics = json.loads(stored) if isinstance(stored, str) else stored
+    except json.JSONDecodeError:
+        return None
+    return metrics if isinstance(metrics, dict) else None
 
 
 def _reorder(entry: dict[str, Any]) -> np.ndarray:
@@ -160,22 +186,58 @@ def _seed_for(seed: int, target: str, platform: str, period: date) -> list[int]:
     return [seed, zlib.crc32(target.encode()), zlib.crc32(platform.encode()), period.toordinal()]
 
 
+def wilson_interval(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """95% Wilson score interval of k successes in n trials (the views' wilson_low/high macros)."""
+    k = np.asarray(k, dtype=float)
+    p = k / n
+    centre = (p + Z95 * Z95 / (2 * n)) / (1 + Z95 * Z95 / n)
+    half = Z95 * np.sqrt(p * (1 - p) / n + Z95 * Z95 / (4 * n * n)) / (1 + Z95 * Z95 / n)
+    return np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
+
+
+def widen_to_width(
+    low: np.ndarray, high: np.ndarray, width: np.ndarray, point: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Widen [low, high] about its midpoint to at least `width`, shifted back inside [0, 1], then
+    stretched to contain `point`. The result always contains the original interval."""
+    low, high = np.asarray(low, dtype=float).copy(), np.asarray(high, dtype=float).copy()
+    narrow = high - low < width
+    centre = (low + high) / 2
+    new_low = np.where(narrow, centre - width / 2, low)
+    new_high = np.where(narrow, centre + width / 2, high)
+    below = np.minimum(new_low, 0.0)  # how far it sticks out under 0 (<= 0) ...
+    new_low, new_high = new_low - below, new_high - below
+    above = np.maximum(new_high - 1.0, 0.0)  # ... and over 1 (>= 0); width <= 1, so it fits
+    new_low, new_high = new_low - above, new_high - above
+    return np.minimum(np.clip(new_low, 0.0, 1.0), point), np.maximum(np.clip(new_high, 0.0, 1.0), point)
+
+
 def bootstrap_interval(
     observed_counts: np.ndarray,
     confusion: np.ndarray,
     samples: int,
     rng: np.random.Generator,
+    prior: float = DIRICHLET_PRIOR,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """95% percentile interval of the adjusted shares, resampling posts and the confusion matrix."""
+    """95% interval of the adjusted shares: a Dirichlet (Bayesian) bootstrap, floored at Wilson width.
+
+    Each draw takes the period's class mix from Dirichlet(counts + prior) and each true-class row
+    of the confusion matrix from Dirichlet(row counts + prior), and corrects the one with the other
+    (`adjusted_shares`). The prior gives every class some mass, so a class not seen in a small
+    period still gets a positive upper bound (resampling the observed shares never could). The 2.5
+    and 97.5 percentiles of the draws are then widened, where narrower, to the width of the Wilson
+    interval of that class's observed share (`widen_to_width`): an interval is never narrower than
+    the period's sampling uncertainty. None for an empty period is the caller's job.
+    """
     observed = np.asarray(observed_counts, dtype=float)
     n = int(observed.sum())
-    posts = rng.multinomial(n, observed / n, size=samples)
-    totals = confusion.sum(axis=1)
-    rows = [rng.multinomial(int(totals[i]), confusion[i] / totals[i], size=samples) for i in range(3)]
-    confusions = np.stack(rows, axis=1).astype(float)  # (samples, true, predicted)
-    draws = adjusted_shares(posts, confusions)
+    mixes = rng.dirichlet(observed + prior, size=samples)
+    rows = [rng.dirichlet(confusion[i] + prior, size=samples) for i in range(3)]
+    confusions = np.stack(rows, axis=1)  # (samples, true, predicted), rows already sum to 1
+    draws = adjusted_shares(mixes, confusions)
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
-    return low, high
+    wilson_low, wilson_high = wilson_interval(observed, n)
+    return widen_to_width(low, high, wilson_high - wilson_low, adjusted_shares(observed, confusion))
 
 
 # ---------------------------------------------------------------- the table
@@ -194,8 +256,14 @@ def stance_trends(
     platforms: list[str] | None = None,
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = DEFAULT_SEED,
+    min_posts: int = DEFAULT_MIN_POSTS,
+    now: datetime | None = None,
 ) -> TrendTable:
-    """The period view's rows in the window, plus adjusted shares for post counts when possible."""
+    """The period view's rows in the window, plus adjusted shares for post counts when possible.
+
+    Every row also says whether it is `incomplete` (the period ends after the last collection run
+    started, or after `now`) and whether it is `below_min_posts` (fewer than `min_posts` posts, or
+    authors): both are shown as such instead of reading as a real rise or drop."""
     if period not in PERIODS:
         raise TrendsError(f"period must be one of {', '.join(PERIODS)} (got {period!r})")
     if unit not in UNITS:
@@ -204,7 +272,9 @@ def stance_trends(
     window = (window or Window()).snapped(period)
     columns, rows = warehouse.period_rows(con, view, window.since, window.until, targets, platforms)
     model_id = current_model(con)
-    table = TrendTable(view, columns, rows, model_id)
+    table = TrendTable(view, columns, rows, model_id,
+                       quality=quality_from_metrics(model_id, stored_metrics(con, model_id)))
+    mark_periods(table, period, unit, min_posts, collection_horizon(con, now))
     if unit == "authors":
         table.notes.append(
             "adjusted shares are computed for post counts only: the confusion matrix describes single "
@@ -216,6 +286,26 @@ def stance_trends(
     if matrices:
         _add_adjusted(table, matrices, bootstrap_samples, seed)
     return table
+
+
+def collection_horizon(con: Any, now: datetime | None = None) -> datetime:
+    """Up to when the warehouse can be complete: the start of the last successful collection run,
+    or `now` when there is no run record (data loaded some other way) or the run is in the future."""
+    now = now or datetime.now(UTC)
+    started = warehouse.last_ok_run_start(con)
+    return min(now, started) if started is not None else now
+
+
+MARK_COLUMNS = ["incomplete", "below_min_posts"]
+
+
+def mark_periods(table: TrendTable, period: str, unit: str, min_posts: int, horizon: datetime) -> None:
+    """Flag periods still being collected and periods too small to read a trend from."""
+    table.columns.extend(MARK_COLUMNS)
+    for row in table.rows:
+        end = datetime.combine(row["period"], time(), UTC) + PERIOD_LENGTH[period]
+        row["incomplete"] = end > horizon
+        row["below_min_posts"] = row[unit] < min_posts
 
 
 ADJUSTED_COLUMNS = [f"adjusted_share_{label}{suffix}" for label in LABELS for suffix in ("", "_low", "_high")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from atproto_client import models
 from atproto_client.models.utils import get_or_create
@@ -23,6 +24,17 @@ def parse_time(value: str) -> datetime:
     """An atproto datetime as a UTC-aware datetime; a value without zone is read as UTC."""
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def post_web_url(uri: str) -> str | None:
+    """The bsky.app address of a post's at:// URI (at://<did>/app.bsky.feed.post/<rkey>), or None
+    for anything that is not a post record URI. The DID form of the profile never goes stale when
+    the author changes handle."""
+    repo, _, rest = uri.removeprefix("at://").partition("/")
+    collection, _, rkey = rest.partition("/")
+    if not uri.startswith("at://") or not repo or collection != POST_NSID or not rkey or "/" in rkey:
+        return None
+    return f"https://bsky.app/profile/{quote(repo, safe=':.')}/post/{quote(rkey, safe='')}"
 
 
 def _quoted_uri(embed: Any) -> str | None:

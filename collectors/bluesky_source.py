@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from .base import Collector
+from .bluesky_normalize import post_web_url
 from .registry import DemoPass, DemoSession, Source
 from .settings import SourceSettings
 
@@ -84,6 +85,8 @@ SOURCE = Source(
     engagement_sql=("coalesce(p.like_count, 0) + coalesce(p.repost_count, 0) + coalesce(p.quote_count, 0) "
                     "+ coalesce(p.reply_count, 0)"),
     engagement_text="likes + reposts + quotes + replies",
+    # A post's `url` is a link it embeds; its own address is built from the at:// URI.
+    post_url=lambda post_id, url: post_web_url(post_id),
     example_settings={"queries": ["sora leak"]},
     demo=demo,
 )

@@ -47,6 +47,10 @@ def _cursor_means_resume(cursor: str | None) -> bool:
     return cursor is not None
 
 
+def _carried_url(post_id: str, url: str | None) -> str | None:
+    return url
+
+
 def _queries_only(settings: SourceSettings) -> dict[str, Any]:
     return {"queries": list(settings.queries)}
 
@@ -64,6 +68,8 @@ class Source:
     # SQL over the posts table (alias p): the engagement the report ranks posts by, and in words.
     engagement_sql: str = "0"
     engagement_text: str = ""
+    # post_url(post_id, url) -> the post's own web address; by default the `url` it was stored with.
+    post_url: Callable[[str, str | None], str | None] = _carried_url
     community_label: str | None = None  # what its `community` column means (e.g. "subreddit"), if any
     community_prefix: str = ""
     # Whether a stored checkpoint cursor means a pass stopped mid-listing (for `leakwatch status`).

@@ -103,6 +103,8 @@ class ReportSettings(_Section):
     seed: int = Field(20241126, ge=0)
     # Most-engaged posts listed per target and stance.
     top_posts: int = Field(5, ge=0, le=100)
+    # Periods with fewer posts (authors) than this are greyed out in plots and tables as too small.
+    min_posts: int = Field(10, ge=1, le=100_000)
 
 
 class Settings(_Section):

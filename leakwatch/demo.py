@@ -69,10 +69,11 @@ def _export_step(config: Config, console: Console) -> None:
 
 
 def _write_report(config: Config, console: Console) -> None:
-    """The stance-over-time report on whatever the demo collected and labelled."""
+    """The stance-over-time report on whatever the demo collected and labelled, per week: a day of
+    the sample holds a handful of posts, too few to read a share from."""
     from .report import write_report_for
 
-    page = write_report_for(config, None, Window(), None, False, console)
+    page = write_report_for(config, None, Window(), "week", False, console)
     console.print(f"Report: {page}")
 
 

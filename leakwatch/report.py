@@ -21,7 +21,7 @@ from .config import Config
 
 def platform_facts() -> list[report_mod.Platform]:
     """What the report shows of each registered source."""
-    return [report_mod.Platform(s.name, s.display_name, s.color, s.engagement_sql, s.engagement_text)
+    return [report_mod.Platform(s.name, s.display_name, s.color, s.engagement_sql, s.engagement_text, s.post_url)
             for s in registry.sources()]
 
 
@@ -43,6 +43,7 @@ def write_report_for(
             bootstrap_samples=settings.bootstrap_samples,
             seed=settings.seed,
             platforms=platform_facts(),
+            min_posts=settings.min_posts,
         )
     for note in data.notes:
         err.print(f"note: {note}")
@@ -73,9 +74,11 @@ def print_trends(
     settings = config.settings.report
     with warehouse.reading(config.warehouse_path) as con:
         table = stance_trends(con, period or settings.period, "authors" if authors else "posts", window,
-                              targets or None, platforms or None, settings.bootstrap_samples, settings.seed)
+                              targets or None, platforms or None, settings.bootstrap_samples, settings.seed,
+                              settings.min_posts)
     for note in table.notes:
         err.print(f"note: {note}")
+    _print_quality(table, console if output == "table" else err)  # csv/json stay machine-readable
     if output == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(table.columns)
@@ -83,30 +86,51 @@ def print_trends(
     elif output == "json":
         print(json.dumps([{c: r.get(c) for c in table.columns} for r in table.rows], default=str, indent=1))
     else:
-        _show(table, authors, console)
+        _show(table, authors, settings.min_posts, console)
     return table
+
+
+def _print_quality(table: TrendTable, console: Console) -> None:
+    """The header line: how good the model behind these shares was measured to be, and on what."""
+    if table.quality is None or table.quality.model_id is None:
+        return
+    console.print(f"quality: {table.quality.summary()}", soft_wrap=True, markup=False, highlight=False)
+    caveat = table.quality.caveat()
+    if caveat:
+        console.print(f"caveat: {caveat}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _plain(value: object) -> object:
     return "" if value is None else value
 
 
-def _show(table: TrendTable, authors: bool, console: Console) -> None:
+def _show(table: TrendTable, authors: bool, min_posts: int, console: Console) -> None:
     if not table.rows:
         console.print(f"{table.view}: no rows (no labelled posts from the current model in this window)")
         return
     count = "authors" if authors else "posts"
     adjusted = "adjusted_share_favor" in table.columns
-    out = Table(title=f"{table.view}, model {table.model_id}: share % (95% interval: Wilson; adjusted: bootstrap)",
-                title_justify="left", header_style="bold", padding=(0, 1))
+    title = f"{table.view}, model {table.model_id}: share % (95% interval: Wilson; adjusted: Dirichlet bootstrap)"
+    out = Table(title=title, title_justify="left", header_style="bold", padding=(0, 1))
     for name in ["period", "target", "platform", count]:
         out.add_column(name, no_wrap=True, justify="right" if name in ("period", count) else "left")
     for name in [*LABELS, *(("adj. favor", "adj. against") if adjusted else ())]:
         out.add_column(name, justify="right")
+    out.add_column("note")
     for r in table.rows:
         cells = [str(r["period"]), r["target"], r["platform"], f"{r[count]:,}"]
         cells += [_interval(r, f"share_{label}") for label in LABELS]
         if adjusted:
             cells += [_interval(r, f"adjusted_share_{label}") for label in ("favor", "against")]
-        out.add_row(*cells)
+        cells.append(", ".join(filter(None, ["partial" if r.get("incomplete") else "",
+                                             f"n<{min_posts}" if r.get("below_min_posts") else ""])))
+        # Too small or still being collected: dimmed, so it does not read as a real change.
+        out.add_row(*cells, style="dim" if cells[-1] else None)
     console.print(out)
+    legend = [text for flag, text in (
+        ("incomplete", "partial = the period is still being collected"),
+        ("below_min_posts", f"n<{min_posts} = fewer than {min_posts} {count} (report.min_posts)"),
+    ) if any(r.get(flag) for r in table.rows)]
+    if legend:
+        console.print(f"note: {'; '.join(legend)}: read neither as a rise or a drop", soft_wrap=True,
+                      highlight=False)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collectors.bluesky_normalize import InvalidItem, normalize_post
+from collectors.bluesky_normalize import InvalidItem, normalize_post, post_web_url
 
 DID = "did:plc:abcdefghijklmnopqrstuvwx"
 URI = f"at://{DID}/app.bsky.feed.post/3lbtyfex62222"
@@ -66,3 +66,14 @@ def test_invalid_items_raise_invalid_item(broken):
     with pytest.raises(InvalidItem) as info:
         normalize_post({**view(), **broken})
     assert URI in str(info.value) or "?" in str(info.value)
+
+
+def test_post_web_url_from_the_at_uri():
+    uri = "at://did:plc:abc123xyz/app.bsky.feed.post/3lbzq7k2xyz2a"
+    assert post_web_url(uri) == "https://bsky.app/profile/did:plc:abc123xyz/post/3lbzq7k2xyz2a"
+    assert post_web_url("at://alice.example.com/app.bsky.feed.post/3k") == \
+        "https://bsky.app/profile/alice.example.com/post/3k"
+    # Not a post record: no address rather than a wrong one.
+    for other in ("at://did:plc:abc/app.bsky.feed.generator/whats-hot", "at://did:plc:abc", "https://bsky.app/x",
+                  "at://did:plc:abc/app.bsky.feed.post/", "at://did:plc:abc/app.bsky.feed.post/a/b", ""):
+        assert post_web_url(other) is None, other

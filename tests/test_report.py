@@ -204,6 +204,56 @@ def test_report_files_are_valid_self_contained_and_deterministic(demo_warehouse,
         assert (tmp_path / "a" / name).read_bytes() == (again.parent / name).read_bytes(), name
 
 
+BUNDLED = "test split of analysis/data/stance_dataset.csv (sha256 0123456789ab)"
+
+
+def test_quality_caveats_small_and_incomplete_periods_and_bluesky_links(tmp_path):
+    model_metrics = metrics()
+    for entry in model_metrics.values():
+        entry["data"] = BUNDLED
+    model_metrics["openai"]["macro_f1"] = 0.757
+    con = new_warehouse(tmp_path / "w.duckdb", model_metrics)
+    for i in range(12):
+        add_post(con, "reddit", f"r{i}", at("2024-11-19", i), {"openai": "against"}, author=f"u{i}")
+    uri = "at://did:plc:abcdefghijklmnopqrstuvwx/app.bsky.feed.post/3lbzq7k2xyz2a"
+    add_post(con, "bluesky", uri, at("2024-11-26"), {"openai": "favor"}, likes=99)
+    add_post(con, "bluesky", "at://did:plc:q/app.bsky.feed.post/3k", at("2024-12-03"), {"openai": "none"})
+    # The last collection started on Wednesday 2024-12-04: that week is still being collected.
+    con.execute("INSERT INTO runs (platform, queries, started_at, status) VALUES "
+                "('bluesky', ['sora'], TIMESTAMPTZ '2024-12-04 08:00:00+00', 'ok')")
+    data = report.gather(con, period="week", key_dates=KEY_DATES, bootstrap_samples=200, min_posts=10)
+    text = report.write_report(data, tmp_path / "out").read_text(encoding="utf-8")
+    con.close()
+    # Model quality comes first: before the first plot, with the bundled-data caveat.
+    top = text[: text.index("<h2>Volume</h2>")]
+    assert "macro-F1 (favor, against) artists 0.700 (n = 250), openai 0.757 (n = 300)" in top
+    assert f"measured on {BUNDLED}" in top
+    assert "measured on the bundled test split, written in the training data&#x27;s voice" in top
+    assert "code a sample of your own posts" in top
+    # Small and unfinished weeks are marked in the table (and greyed out), not shown as plain numbers.
+    parsed = Tables()
+    parsed.feed(text)
+    rows = {r[0]: r for table in parsed.tables for r in table if r and r[0].startswith("2024-")}
+    assert rows["2024-11-18"][1] == "12" and rows["2024-11-18"][-1] == ""
+    assert rows["2024-11-25"][-1] == "fewer than 10 posts"
+    assert rows["2024-12-02"][-1] == "incomplete week (still being collected); fewer than 10 posts"
+    assert text.count('<tr class="muted">') == 2  # only 'openai' has labels here
+    # Bluesky posts link to bsky.app; the long id is cut by CSS with the whole id as its title.
+    assert ('<a href="https://bsky.app/profile/did:plc:abcdefghijklmnopqrstuvwx/post/3lbzq7k2xyz2a">'
+            f'<span class="id" title="{uri}">{uri}</span></a>') in text
+    assert "text-overflow: ellipsis" in text
+
+
+def test_report_without_metrics_says_quality_is_unmeasured(tmp_path):
+    con = new_warehouse(tmp_path / "w.duckdb", model_metrics=None)
+    add_post(con, "reddit", "r1", at("2024-11-26"), {"openai": "favor"})
+    text = report.write_report(report.gather(con, period="week"), tmp_path / "out").read_text(encoding="utf-8")
+    con.close()
+    top = text[: text.index("<h2>Volume</h2>")]
+    assert f"model {MODEL}: quality not measured (run `leakwatch evaluate`)" in top
+    assert "Caveat" not in top
+
+
 def test_report_on_a_warehouse_without_labels(tmp_path):
     con = new_warehouse(tmp_path / "w.duckdb", model=None)
     data = report.gather(con, key_dates=KEY_DATES)
@@ -264,6 +314,15 @@ def test_cli_author_votes_change_the_counts(config):
     assert "adjusted_share_favor" in first_post and "adjusted_share_favor" not in first_author
     table = cli(config, "trends", "--platform", "all")
     assert table.returncode == 0 and "stance_weekly" in table.stdout and "2024-12-02" in table.stdout
+    # The header line says how good the model is and on what; the small weeks are marked.
+    lines = table.stdout.splitlines()
+    assert lines[0] == f"quality: model {MODEL}: macro-F1 (favor, against) artists 0.700 (n = 250), " \
+        "openai 0.700 (n = 300), measured on test set"
+    assert "n<10" in table.stdout and "fewer than 10 posts (report.min_posts)" in table.stdout
+    # Machine-readable output stays clean: the header goes to stderr.
+    as_json = cli(config, "trends", "--json", "--platform", "all", "--target", "openai")
+    assert as_json.stderr.startswith("quality: model test-model") and json.loads(as_json.stdout)
+    assert json.loads(as_json.stdout)[0]["below_min_posts"] is True
 
 
 def test_cli_report_bad_input_is_one_clear_line(config, tmp_path):
@@ -288,3 +347,24 @@ def test_demo_ends_with_the_report(demo_run):
     assert "Report: " in demo_run.result.stdout and page.name in demo_run.result.stdout
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert (page.parent / "volume.png").read_bytes().startswith(PNG_MAGIC)
+    text = page.read_text(encoding="utf-8")
+    assert "period: ISO week" in text and "week starting" in text  # weekly: a day of the sample is a handful
+    # The demo's model was scored on the bundled test split only: the page says what that means.
+    assert "measured on test split of analysis/data/stance_dataset.csv" in text
+    assert "measured on the bundled test split" in text
+
+
+def test_quality_caveat_only_when_every_figure_comes_from_the_bundled_data():
+    from analysis.quality import quality_from_metrics
+
+    own = "my_gold.csv (sha256 feedbeef)"
+    mixed = quality_from_metrics("m", {"openai": {"macro_f1": 0.5, "n": 40, "data": BUNDLED},
+                                       "artists": {"macro_f1": 0.61, "n": 35, "data": own}})
+    assert mixed.caveat() is None
+    assert mixed.summary() == (f"model m: macro-F1 (favor, against) artists 0.610 (n = 35), openai 0.500 (n = 40), "
+                               f"measured on {own}; {BUNDLED}")
+    bundled = quality_from_metrics("m", {"openai": {"macro_f1": 0.5, "n": 40, "data": BUNDLED}})
+    assert bundled.caveat() and "bundled test split" in bundled.caveat()
+    # Entries without a score are not quality figures.
+    assert quality_from_metrics("m", {"openai": "broken", "artists": {"n": 3}}).summary().startswith(
+        "model m: quality not measured")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
-from trends_data import MODEL, add_post, at, metrics, new_warehouse
+from trends_data import CONFUSION, MODEL, add_post, at, metrics, new_warehouse
 
 import warehouse
 from analysis.trends import (
@@ -16,6 +16,8 @@ from analysis.trends import (
     confusion_for_model,
     project_to_simplex,
     stance_trends,
+    widen_to_width,
+    wilson_interval,
 )
 
 
@@ -194,6 +196,82 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     assert (high1 - low1 > 0.05).all()  # 40 posts and 30 evaluation posts: wide, honestly
 
 
+SMALL_PERIODS = [[0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 1, 0], [0, 2, 0], [0, 0, 2],
+                 [0, 3, 2], [0, 5, 0], [1, 2, 2], [5, 0, 0]]
+
+
+@pytest.mark.parametrize("counts", SMALL_PERIODS, ids=lambda c: "-".join(map(str, c)))
+@pytest.mark.parametrize("target", sorted(CONFUSION))
+def test_adjusted_interval_is_never_narrower_than_wilson_on_small_periods(counts, target):
+    counts = np.array(counts, dtype=float)
+    confusion = np.array(CONFUSION[target], dtype=float)
+    n = int(counts.sum())
+    low, high = bootstrap_interval(counts, confusion, 1000, np.random.default_rng(3))
+    point = adjusted_shares(counts, confusion)
+    wilson_low, wilson_high = wilson_interval(counts, n)
+    assert (high - low >= wilson_high - wilson_low - 1e-12).all()  # never narrower than sampling noise
+    assert (high - low > 0.3).all()  # five posts or fewer: nothing is known to within +-15 points
+    assert ((low <= point) & (point <= high)).all()
+    assert ((0 <= low) & (high <= 1)).all()
+    # A class the period never showed still may be there: its upper bound is well above 0.
+    assert (high[counts == 0] >= wilson_high[counts == 0] - 1e-12).all()
+
+
+def test_one_post_is_not_certain():
+    # Before: one 'against' post gave against 100.0 (100.0-100.0) and favor, none 0.0 (0.0-0.0).
+    low, high = bootstrap_interval(np.array([0, 1, 0]), np.array(CONFUSION["openai"], float), 1000,
+                                   np.random.default_rng(5))
+    wilson_low, wilson_high = wilson_interval(np.array([0, 1, 0]), 1)
+    assert wilson_low[1] == pytest.approx(0.206549, abs=1e-6) and wilson_high[0] == pytest.approx(0.793451, abs=1e-6)
+    assert low[1] <= wilson_low[1] and high[1] == 1.0
+    assert high[0] >= 0.79 and high[2] >= 0.79
+
+
+def test_a_perfect_classifier_floors_the_interval_at_wilson():
+    # Perfect classifier, 0 of 5 posts favor: the Dirichlet draws alone give an upper bound near 0.37
+    # (Beta(0.5, 5.5)); the Wilson floor lifts it to Wilson's width, 0.434, from 0.
+    counts = np.array([0, 2, 3])
+    low, high = bootstrap_interval(counts, np.eye(3) * 10_000, 2000, np.random.default_rng(2))
+    wilson_low, wilson_high = wilson_interval(counts, 5)
+    assert (low[0], high[0]) == pytest.approx((0.0, wilson_high[0]), abs=1e-9)
+    assert wilson_high[0] == pytest.approx(0.434482, abs=1e-6)
+    # Many posts, many evaluation posts: the interval narrows to a few points, as it should.
+    low, high = bootstrap_interval(np.array([400, 300, 300]), HAND_CONFUSION * 100, 1000, np.random.default_rng(2))
+    assert (high - low < 0.12).all() and (high - low > 0.04).all()
+
+
+def test_widen_to_width_by_hand():
+    low, high = widen_to_width(np.array([0.0, 0.9, 0.4, 0.1]), np.array([0.0, 1.0, 0.5, 0.9]),
+                               np.array([0.5, 0.4, 0.2, 0.2]), np.array([0.0, 1.0, 0.45, 0.5]))
+    assert low == pytest.approx([0.0, 0.6, 0.35, 0.1])  # stuck at 0: all of it goes up; at 1: down
+    assert high == pytest.approx([0.5, 1.0, 0.55, 0.9])  # the last was wide enough already
+    # The point estimate is always inside.
+    low, high = widen_to_width(np.array([0.2]), np.array([0.3]), np.array([0.05]), np.array([0.5]))
+    assert (low[0], high[0]) == pytest.approx((0.2, 0.5))
+
+
+def test_periods_of_0_1_2_and_5_posts_through_the_views(con):
+    # Week 1: one post; week 2: none; week 3: two; week 4: five.
+    weeks = {"2024-11-18": ["against"], "2024-12-02": ["favor", "against"],
+             "2024-12-09": ["against", "against", "against", "none", "none"]}
+    for day, labels in weeks.items():
+        for i, label in enumerate(labels):
+            add_post(con, "reddit", f"{day}-{i}", at(day, i), {"openai": label}, author=f"u{day}{i}")
+    table = stance_trends(con, period="week", targets=["openai"], platforms=["all"])
+    assert [r["posts"] for r in table.rows] == [1, 0, 2, 5]
+    for row in table.rows:
+        for label in ("favor", "against", "none"):
+            low, high = row[f"adjusted_share_{label}_low"], row[f"adjusted_share_{label}_high"]
+            if row["posts"] == 0:
+                assert row[f"adjusted_share_{label}"] is None and low is None and high is None
+                continue
+            # Against the views' own Wilson interval (SQL), not the Python one.
+            assert high - low >= row[f"share_{label}_high"] - row[f"share_{label}_low"] - 1e-12
+            assert low <= row[f"adjusted_share_{label}"] <= high and high > 0.3
+    one = table.rows[0]
+    assert one["adjusted_share_favor_high"] > 0.5 and one["adjusted_share_none_high"] > 0.5
+
+
 def test_trend_table_adjusted_columns_zero_counts_and_empty_weeks(con):
     for i, label in enumerate(["favor"] * 17 + ["against"] * 10 + ["none"] * 13):
         add_post(con, "reddit", f"p{i}", at("2024-11-26"), {"openai": label}, author=f"u{i}")
@@ -243,3 +321,32 @@ def test_author_unit_has_no_adjusted_shares(con):
     table = stance_trends(con, period="day", unit="authors")
     assert "adjusted_share_favor" not in table.columns
     assert any("post counts only" in n for n in table.notes)
+
+
+def test_incomplete_and_small_periods_are_marked(con):
+    for i in range(12):
+        add_post(con, "reddit", f"a{i}", at("2024-11-19", i), {"openai": "favor"}, author=f"a{i}")
+    for i in range(3):
+        add_post(con, "reddit", f"b{i}", at("2024-11-26", i), {"openai": "against"}, author=f"b{i}")
+    add_post(con, "reddit", "c0", at("2024-12-03"), {"openai": "none"})
+    # The last successful collection started on Wednesday 2024-12-04; a later failed run does not count.
+    con.execute("INSERT INTO runs (platform, queries, started_at, status) VALUES "
+                "('reddit', ['sora'], TIMESTAMPTZ '2024-12-04 10:00:00+00', 'ok'), "
+                "('reddit', ['sora'], TIMESTAMPTZ '2024-12-20 10:00:00+00', 'failed')")
+    weekly = stance_trends(con, period="week", targets=["openai"], platforms=["all"], min_posts=10)
+    assert {"incomplete", "below_min_posts"} <= set(weekly.columns)
+    assert [(r["posts"], r["incomplete"], r["below_min_posts"]) for r in weekly.rows] == [
+        (12, False, False), (3, False, True), (1, True, True)]
+    daily = stance_trends(con, period="day", targets=["openai"], platforms=["all"], min_posts=1)
+    last = daily.rows[-1]
+    assert last["period"] == date(2024, 12, 3) and not last["incomplete"]  # the day ended before the run
+    assert [r["period"] for r in daily.rows if r["below_min_posts"]] == [
+        date(2024, 11, d) for d in range(20, 26)] + [date(2024, 11, d) for d in range(27, 31)] + [
+        date(2024, 12, d) for d in (1, 2)]  # the empty days
+    # Seen from an earlier "now", the week of the 25th was still running too.
+    earlier = stance_trends(con, period="week", targets=["openai"], platforms=["all"],
+                            now=datetime(2024, 11, 28, tzinfo=UTC))
+    assert [r["incomplete"] for r in earlier.rows] == [False, True, True]
+    # No collection runs recorded (data loaded another way): only "now" decides.
+    con.execute("DELETE FROM runs")
+    assert not any(r["incomplete"] for r in stance_trends(con, period="week", platforms=["all"]).rows)

@@ -27,8 +27,8 @@ _EXPORTS = {
     "LATEST_VERSION": "schema", "schema_version": "schema",
     "community_summary": "summaries", "known_posts": "summaries", "status_rows": "summaries",
     "top_threads": "summaries", "version_changes": "summaries",
-    "PERIOD_VIEWS": "trends", "daily_volume": "trends", "model_metrics": "trends", "period_rows": "trends",
-    "period_totals": "trends", "top_posts": "trends",
+    "PERIOD_VIEWS": "trends", "daily_volume": "trends", "last_ok_run_start": "trends", "model_metrics": "trends",
+    "period_rows": "trends", "period_totals": "trends", "top_posts": "trends",
     "configure": "views", "get_setting": "views", "get_targets": "views",
 }
 

@@ -59,6 +59,11 @@ def model_metrics(con: duckdb.DuckDBPyConnection, model_id: str) -> Any:
     return row[0] if row else None
 
 
+def last_ok_run_start(con: duckdb.DuckDBPyConnection) -> Any:
+    """When the last successful collection run started (None: no run record)."""
+    return con.execute("SELECT max(started_at) FROM runs WHERE status = 'ok'").fetchone()[0]
+
+
 def period_totals(con: duckdb.DuckDBPyConnection, view: str, count: str, since: date | None,
                   until: date | None) -> list[dict[str, Any]]:
     """Per target and platform, a period view's counts summed over the window, with Wilson intervals."""
