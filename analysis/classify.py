@@ -18,7 +18,7 @@ import pyarrow as pa
 import warehouse
 from warehouse.records import LABELS
 
-from .models import StanceSetup, load_backend
+from .models import StanceSetup, resolve_backend
 
 # Labels are stored after every chunk: an interruption loses at most one chunk of work.
 CHUNK_POSTS = 2048
@@ -76,7 +76,9 @@ def label_posts(
     """
     targets = setup.target_names
     with warehouse.writing(warehouse_path) as con:
-        backend = load_backend(setup, con, model)
+        load = resolve_backend(setup, con, model)
+    backend = load()  # seconds of loading weights, with the warehouse free for readers
+    with warehouse.writing(warehouse_path) as con:
         warehouse.configure(con, targets, backend.model_id)
         todo = warehouse.posts_to_label(con, backend.model_id, targets, relabel)
     summary = ClassifySummary(backend.model_id, targets=targets, relabel=relabel)

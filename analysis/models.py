@@ -8,6 +8,7 @@ model as `nli:<hub id or folder>`; empty means the newest registered model.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,10 +68,17 @@ def chosen_model(setup: StanceSetup, override: str | None) -> str:
 
 def load_backend(setup: StanceSetup, con: Any, override: str | None = None) -> StanceBackend:
     """The model to label with, registered in the warehouse; one clear error when there is none."""
+    return resolve_backend(setup, con, override)()
+
+
+def resolve_backend(setup: StanceSetup, con: Any, override: str | None = None) -> Callable[[], StanceBackend]:
+    """Find the model in the warehouse (`con` is used only here) and return what loads its weights,
+    so a caller holding a write connection can let go of it before the slow load."""
     spec = chosen_model(setup, override)
     targets = setup.target_names
     if spec.startswith(NLI_PREFIX):
-        return _load_nli(setup, con, spec[len(NLI_PREFIX):].strip())
+        nli = _load_nli(setup, con, spec[len(NLI_PREFIX):].strip())
+        return lambda: nli
     if spec:
         info = warehouse.get_model(con, spec)
         if info is None:
@@ -89,20 +97,26 @@ def load_backend(setup: StanceSetup, con: Any, override: str | None = None) -> S
         info = trained[0]
     assert info is not None
     if info.backend == "nli":
-        return _load_nli(setup, con, info.base_weights or "")
-    from .stance import FineTunedStance
-
+        nli = _load_nli(setup, con, info.base_weights or "")
+        return lambda: nli
     if not info.path or not Path(info.path).is_dir():
         raise ModelError(f"model {info.model_id}'s files are gone (expected {info.path}); {NO_MODEL_HINT}")
-    backend = FineTunedStance.load(info.path, batch_size=setup.batch_size, precision=setup.precision)
-    missing = [t for t in targets if t not in backend.targets]
-    if missing:
-        raise ModelError(
-            f"model {info.model_id} labels {', '.join(backend.targets)} but the config also has target "
-            f"{', '.join(missing)}; train a model with `leakwatch train --data CSV` on a CSV with a column "
-            "per target, or use an NLI model (stance.model = \"nli:<model>\")"
-        )
-    return backend
+    model_id, path = info.model_id, info.path
+
+    def load() -> StanceBackend:
+        from .stance import FineTunedStance
+
+        backend = FineTunedStance.load(path, batch_size=setup.batch_size, precision=setup.precision)
+        missing = [t for t in targets if t not in backend.targets]
+        if missing:
+            raise ModelError(
+                f"model {model_id} labels {', '.join(backend.targets)} but the config also has target "
+                f"{', '.join(missing)}; train a model with `leakwatch train --data CSV` on a CSV with a column "
+                "per target, or use an NLI model (stance.model = \"nli:<model>\")"
+            )
+        return backend
+
+    return load
 
 
 def _load_nli(setup: StanceSetup, con: Any, ref: str) -> StanceBackend:

@@ -221,7 +221,8 @@ def test_quality_caveats_small_and_incomplete_periods_and_bluesky_links(tmp_path
     # The last collection started on Wednesday 2024-12-04: that week is still being collected.
     con.execute("INSERT INTO runs (platform, queries, started_at, status) VALUES "
                 "('bluesky', ['sora'], TIMESTAMPTZ '2024-12-04 08:00:00+00', 'ok')")
-    data = report.gather(con, period="week", key_dates=KEY_DATES, bootstrap_samples=200, min_posts=10)
+    data = report.gather(con, period="week", key_dates=KEY_DATES, bootstrap_samples=200, min_posts=10,
+                         platforms=platform_facts())
     text = report.write_report(data, tmp_path / "out").read_text(encoding="utf-8")
     con.close()
     # Model quality comes first: before the first plot, with the bundled-data caveat.
