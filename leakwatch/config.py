@@ -53,6 +53,9 @@ class RedditSettings(_Section):
     replace_more_limit: int = Field(32, ge=0)
     # Threads younger than this are refetched on later passes (new comments, edits, deletions); 0 = never.
     refresh_days: float = Field(3, ge=0)
+    # Incremental passes read this far below the last checkpoint: Reddit lists same-second posts in
+    # no id order and its search index adds some posts late. Posts already stored cost nothing.
+    overlap_minutes: float = Field(60, ge=0, le=7 * 24 * 60)
     # Seconds to wait for an answer before prawcore retries.
     timeout_seconds: float = Field(16, gt=0)
     # Extra attempts, with exponential backoff and jitter, once prawcore's own retries gave up.
