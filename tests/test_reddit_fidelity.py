@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import duckdb
 import pytest
-from conftest import RedditCorpus, query, reddit_section
+from conftest import query, reddit_section
 
 import warehouse
 from collectors.reddit import RedditCollector
