@@ -453,8 +453,9 @@ class RedditCollector:
         fetched = self._threads.get(fullname)
         if fetched is None:
             fetched = self._fetch_thread(fullname, queries)
-            if fetched is None:
-                return [listed] if listed is not None else []
+            if fetched is None:  # gone: not asked again this run
+                self._threads[fullname] = [listed] if listed is not None else []
+                return self._threads[fullname]
             if listed is not None and not any(p.post_id == fullname for p in fetched):
                 fetched = [listed, *fetched]  # the thread answer came without its submission
             self._threads[fullname] = fetched
