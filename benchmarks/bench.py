@@ -102,7 +102,7 @@ def bench_reddit_collect(n: int = 100_000) -> dict[str, float]:
     import os
     from collections import Counter
 
-    from collectors.reddit import api_fields, normalize
+    from collectors.reddit import normalize
     from collectors.replay.corpus import REDDIT_DEFAULT_QUERIES, SUBREDDITS, generate_corpus
     from collectors.replay.reddit_api import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RedditReplayServer
     from leakwatch.collect import make_collector, run_collection
@@ -131,13 +131,19 @@ def bench_reddit_collect(n: int = 100_000) -> dict[str, float]:
         t3 = time.perf_counter()
         if first.status != "ok" or second.inserted or second.updated:
             raise RuntimeError(f"reddit benchmark did not collect as expected: {first} {second}")
-        # Normalization alone, on the API fields praw built for one big thread.
+        # Normalization alone, on the comment JSON of one big thread as praw receives it.
         threads = Counter(i.root_id for i in items if i.platform == "reddit" and i.kind == "comment")
         biggest = threads.most_common(1)[0][0]
         reddit = make_collector(config, "reddit").reddit
-        submission = reddit.submission(id=biggest)
-        submission.comments.replace_more(limit=None)
-        fields = [api_fields(c) for c in submission.comments.list()] * 50
+        answer = reddit.request(method="GET", path=f"comments/{biggest}/", params={"sort": "old", "limit": 500})
+        fields, stack = [], list(answer[1]["data"]["children"])
+        while stack:
+            thing = stack.pop()
+            if thing["kind"] == "t1":
+                fields.append(thing["data"])
+                if thing["data"].get("replies"):
+                    stack.extend(thing["data"]["replies"]["data"]["children"])
+        fields *= 50
         t4 = time.perf_counter()
         for data in fields:
             normalize(data, ("sora leak",))

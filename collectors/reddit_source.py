@@ -34,6 +34,9 @@ class RedditSettings(SourceSettings):
     replace_more_limit: int = Field(32, ge=0)
     # Threads younger than this are refetched on later passes (new comments, edits, deletions); 0 = never.
     refresh_days: float = Field(3, ge=0)
+    # Incremental passes read this far below the last checkpoint: Reddit lists same-second posts in
+    # no id order and its search index adds some posts late. Posts already stored cost nothing.
+    overlap_minutes: float = Field(60, ge=0, le=7 * 24 * 60)
     # Seconds to wait for an answer before prawcore retries (then `retries` more attempts of ours).
     timeout_seconds: float = Field(16, gt=0)
 
@@ -49,6 +52,7 @@ def build(settings: RedditSettings, secrets: Mapping[str, str], *, since: dateti
         listing_cap=settings.listing_cap,
         replace_more_limit=settings.replace_more_limit,
         refresh_days=settings.refresh_days,
+        overlap_minutes=settings.overlap_minutes,
         timeout_seconds=settings.timeout_seconds,
         retries=settings.retries,
         backoff_seconds=settings.backoff_seconds,

@@ -29,7 +29,8 @@ def test_pages_to_the_checkpoint_then_only_new_items(reddit_env, reddit_corpus, 
     noise = reddit_corpus.submission(5, title="Kingdom Hearts 4 leak")  # does not match "sora leak"
     newer = submissions(reddit_corpus, 3, start_minute=600)
     server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(200))
-    _, config = make_config(reddit=reddit_section(server, subreddits=["all"]))
+    # No overlap below the checkpoint (it would read the stored posts of the last hour again).
+    _, config = make_config(reddit=reddit_section(server, subreddits=["all"], overlap_minutes=0))
 
     first = collect(config, server)
     assert first.status == "ok" and first.inserted == 12 and first.pages == 3  # 5 + 5 + 2
@@ -54,8 +55,9 @@ def test_second_pass_with_nothing_new_is_one_request_and_no_writes(reddit_env, r
         reddit_corpus.comment(sub, 2000)
     # Five days on: the threads are past the refresh age, so only the searches are asked again.
     server = reddit_server(reddit_corpus.items, now=reddit_corpus.at(3000) + timedelta(days=5))
+    # overlap_minutes=0: with an overlap the pass rereads the listing below the checkpoint (all seven).
     _, config = make_config(reddit=reddit_section(server, subreddits=["all", "singularity"],
-                                                  queries=["sora leak", "sora artists"]))
+                                                  queries=["sora leak", "sora artists"], overlap_minutes=0))
     first = collect(config, server)
     assert first.inserted == 14  # each submission once, though it matches in both subreddits
 
@@ -155,7 +157,8 @@ def test_listing_cap_is_recorded(reddit_env, reddit_corpus, reddit_server, make_
 def test_backfill_window(reddit_env, reddit_corpus, reddit_server, make_config):
     subs = submissions(reddit_corpus, 10)  # minutes 0, 10, ... 90
     server = reddit_server(reddit_corpus.items)
-    _, config = make_config(reddit=reddit_section(server))
+    # overlap_minutes=0: an overlap would also take the hour below the window's checkpoint.
+    _, config = make_config(reddit=reddit_section(server, overlap_minutes=0))
     summary = collect(config, server, since=reddit_corpus.at(25), until=reddit_corpus.at(65))
     stored = {r[0] for r in query(config.warehouse_path, "SELECT post_id FROM posts")}
     assert stored == {f"t3_{s.id}" for s in subs[3:7]}

@@ -75,3 +75,32 @@ def test_link_post_without_selftext() -> None:
 def test_malformed_items_are_rejected(changes: dict) -> None:
     with pytest.raises(MalformedItem):
         normalize({**SUBMISSION, **changes})
+
+
+def test_removed_text_with_the_author_present_is_a_removal_and_not_stored() -> None:
+    post = normalize({**COMMENT, "body": "[removed]"})
+    assert post.deleted and post.text is None and post.author_id == "ink_badger"
+
+
+def test_deleted_account_is_not_a_deleted_post() -> None:
+    post = normalize({**COMMENT, "author": "[deleted]"})
+    assert not post.deleted and post.text == "Testers should be paid." and post.author_id is None
+
+
+@pytest.mark.parametrize("stamp", [float("nan"), float("inf"), float("-inf"), 1e12, -1e12])
+def test_unreadable_times_are_malformed(stamp: float) -> None:
+    with pytest.raises(MalformedItem, match="not a representable time"):
+        normalize({**COMMENT, "created_utc": stamp})
+
+
+def test_odd_but_readable_times_are_kept_and_flagged() -> None:
+    now = datetime(2024, 11, 27, tzinfo=UTC)
+    assert normalize({**COMMENT, "created_utc": 4102444800}, now=now).quality_flags == ("created_at_in_future",)
+    assert normalize({**COMMENT, "created_utc": 0}, now=now).quality_flags == ("created_at_before_reddit",)
+    assert normalize(COMMENT, now=now).quality_flags == ()
+
+
+def test_raw_leaves_out_only_the_replies_subtree() -> None:
+    post = normalize({**COMMENT, "replies": {"kind": "Listing", "data": {"children": []}}, "all_awardings": []})
+    assert "replies" not in post.raw and post.raw["all_awardings"] == [] and set(post.raw) == set(COMMENT) | {
+        "all_awardings"}

@@ -100,7 +100,7 @@ def posts_to_label(
         SELECT platform, post_id, content_hash,
                CASE WHEN coalesce(title, '') = '' THEN text
                     WHEN text = '' THEN title ELSE title || chr(10) || chr(10) || text END AS text
-        FROM posts p WHERE {condition}
+        FROM posts p WHERE p.text IS NOT NULL AND ({condition})  -- NULL: removed before first seen
         ORDER BY platform, post_id
         """,
         params={"model_id": model_id, "targets": targets} if not relabel else None,

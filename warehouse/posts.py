@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -41,6 +42,7 @@ _ARROW_SCHEMA = pa.schema(
         ("edited", pa.bool_()),
         ("deleted", pa.bool_()),
         ("matched_queries", pa.list_(pa.string())),
+        ("quality_flags", pa.list_(pa.string())),
         ("raw", pa.string()),
     ]
 )
@@ -59,14 +61,40 @@ def posts_to_arrow(posts: Sequence[Post]) -> pa.Table:
         return _ARROW_SCHEMA.empty_table()
     columns = dict(zip(_FIELDS, map(list, zip(*map(_GET_FIELDS, posts), strict=True)), strict=True))
     columns["raw"] = [_ENCODE_JSON(p.raw) for p in posts]
-    return pa.table(columns, schema=_ARROW_SCHEMA)
+    try:
+        return pa.table(columns, schema=_ARROW_SCHEMA)
+    except UnicodeEncodeError:
+        # A lone surrogate (an API answer's escaped "\ud800") cannot be stored as UTF-8. Replace it
+        # and flag the post instead of losing the batch; the fast path above pays nothing for this.
+        return pa.table(_repair_surrogates(columns), schema=_ARROW_SCHEMA)
+
+
+TEXT_REPAIRED = "text_repaired"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _repair_surrogates(columns: dict[str, list]) -> dict[str, list]:
+    repaired: set[int] = set()
+
+    def fix(value, row: int):
+        if isinstance(value, str) and _SURROGATE.search(value):
+            repaired.add(row)
+            return _SURROGATE.sub("\ufffd", value)
+        if isinstance(value, tuple | list):
+            return tuple(fix(v, row) for v in value)
+        return value
+
+    fixed = {name: [fix(v, row) for row, v in enumerate(values)] for name, values in columns.items()}
+    fixed["quality_flags"] = [tuple(sorted({*flags, TEXT_REPAIRED})) if row in repaired else flags
+                              for row, flags in enumerate(fixed["quality_flags"])]
+    return fixed
 
 
 # The incoming batch, deduplicated by key (last one wins) and compared with what is stored.
 _STAGE = """
 CREATE OR REPLACE TEMP TABLE upsert_stage AS
 WITH incoming AS (
-    SELECT * EXCLUDE (batch_seq), sha256(coalesce(title, '') || chr(10) || text) AS content_hash
+    SELECT * EXCLUDE (batch_seq), sha256(coalesce(title, '') || chr(10) || coalesce(text, '')) AS content_hash
     FROM upsert_batch
     QUALIFY row_number() OVER (PARTITION BY platform, post_id ORDER BY batch_seq DESC) = 1
 ),
@@ -138,7 +166,15 @@ FROM upsert_stage s
 WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND s.is_update
 """
 
-# Rewriting a LIST column is DuckDB's slowest update, so only for posts a new query matched.
+# Rewriting a LIST column is DuckDB's slowest update (10x the rest of a refresh), so quality_flags
+# and matched_queries are rewritten only where they change.
+_SET_FLAGS = """
+UPDATE posts SET quality_flags = s.quality_flags
+FROM upsert_stage s
+WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND NOT s.is_new AND NOT s.deleted
+  AND posts.quality_flags <> s.quality_flags
+"""
+
 _ADD_QUERIES = """
 UPDATE posts SET
     matched_queries = list_sort(list_distinct(list_concat(posts.matched_queries, s.matched_queries)))
@@ -170,6 +206,7 @@ def upsert_posts(
         for statement in (_VERSIONS, _INSERT_NEW, _TOUCH_SEEN):
             con.execute(statement, params)
         con.execute(_UPDATE_CHANGED)
+        con.execute(_SET_FLAGS)
         con.execute(_ADD_QUERIES)
         con.execute("DROP TABLE upsert_stage")
     finally:

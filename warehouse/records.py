@@ -22,7 +22,7 @@ class Post:
     post_id: str  # Reddit fullname (t3_…, t1_…) or Bluesky at:// URI
     kind: str  # one of the source's kinds (submission, comment, post, reply, quote...)
     created_at: datetime  # UTC, tz-aware
-    text: str
+    text: str | None  # None: never seen (a post removed or deleted before leakwatch first saw it)
     thread_id: str | None = None  # id of the thread's root (None for a root)
     parent_id: str | None = None  # id of the direct parent (None for a root)
     community: str | None = None  # subreddit
@@ -41,6 +41,9 @@ class Post:
     edited: bool = False
     deleted: bool = False  # deleted by its author or removed by a moderator upstream
     matched_queries: tuple[str, ...] = ()
+    # What was odd about the item as received (e.g. "text_repaired", "created_at_after_indexed_at"):
+    # stored as it came where possible, flagged so analyses can tell.
+    quality_flags: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
 
 

@@ -130,6 +130,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP VIEW IF EXISTS stance_weekly;
         """,
     ),
+    (
+        3,
+        "posts.quality_flags: what was odd about a post as received (repaired text, client clock ahead...)",
+        """
+        ALTER TABLE posts ADD COLUMN quality_flags VARCHAR[] NOT NULL DEFAULT [];
+        """,
+    ),
+    (
+        4,
+        "reddit: posts.text may be NULL (a post removed or deleted before it was first seen)",
+        # Reddit then sends "[removed]"/"[deleted]" in place of the text: a marker, never the post's
+        # words, so it is not stored as text (nor labelled for stance). A post seen before keeps its text.
+        """
+        ALTER TABLE posts ALTER COLUMN text DROP NOT NULL;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

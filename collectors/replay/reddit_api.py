@@ -6,6 +6,12 @@ Endpoints (as Reddit serves them to an app-only OAuth client):
 - ``GET /r/{sub}/search`` (``q``, ``sort=new``, ``restrict_sr``, ``limit`` ≤ 100, ``after``) → Listing
 - ``GET /comments/{id}`` → ``[Listing(submission), Listing(comment tree)]`` with ``more`` stubs
 - ``POST /api/morechildren`` (``children``, ``link_id``) → ``{"json": {"data": {"things": [...]}}}``
+- ``GET /comments/{id}/_/{comment}`` → the branch below one comment ("continue this thread")
+
+Real shapes beyond the corpus's fields (galleries, polls, flair, awards, odd timestamps, a missing
+permalink...) are set per item with ``extra_fields``; ``indexed_at`` delays when search finds an
+item; ``listing_rank`` reorders same-second items; ``max_depth`` turns deeper replies into
+"continue this thread" stubs. See ``reddit_shapes.py``.
 
 Only items created at or before ``server.now`` exist; edits and deletions are applied as of ``now``,
 so a test advances the clock between passes to make new posts, edits, score changes and
@@ -31,6 +37,7 @@ DEFAULT_CLIENT_ID = "leakwatch-demo"
 DEFAULT_CLIENT_SECRET = "leakwatch-demo-secret"
 
 _UNAUTHORIZED = {"message": "Unauthorized", "error": 401}
+DROP = object()  # an `extra_fields` value that removes the field from the item's JSON
 
 
 def _slug(title: str) -> str:
@@ -75,6 +82,10 @@ class RedditReplayServer(ReplayServer):
         self.score_ramp_hours = score_ramp_hours  # scores grow to their final value over this time
         self.malformed_ids: set[str] = set()  # items served with a broken created_utc
         self.banned_subreddits: set[str] = set()  # searching these redirects, as Reddit does
+        self.extra_fields: dict[str, dict[str, Any]] = {}  # item id → fields set on its JSON (DROP removes)
+        self.indexed_at: dict[str, datetime] = {}  # item id → when search starts finding it (late indexing)
+        self.listing_rank: dict[str, int] = {}  # item id → its place among same-second items (else its id)
+        self.max_depth: int | None = None  # replies this deep become "continue this thread" stubs
         self.tokens: set[str] = set()
         self._index_lock = threading.Lock()
         self._submissions: dict[str, CorpusItem] = {}
@@ -88,6 +99,7 @@ class RedditReplayServer(ReplayServer):
         self.route("POST", "/api/v1/access_token", self._access_token)
         self.route_pattern("GET", r"/r/(?P<sub>[^/]+)/search(?:\.json)?/?", self._search)
         self.route_pattern("GET", r"/comments/(?P<id>[a-z0-9]+)(?:/[^/]*)?/?", self._comments_page)
+        self.route_pattern("GET", r"/comments/(?P<id>[a-z0-9]+)/[^/]*/(?P<comment>[a-z0-9]+)/?", self._comments_page)
         self.route_pattern("POST", r"/api/morechildren(?:\.json)?/?", self._morechildren)
         self.route_pattern("GET", r"/api/morechildren(?:\.json)?/?", self._morechildren)
 
@@ -150,8 +162,8 @@ class RedditReplayServer(ReplayServer):
             if anchor is None:
                 start = len(results)
             else:  # results are newest first; continue strictly below the anchor
-                keys = [tuple(-k for k in _key(i)) for i in results]
-                start = bisect_right(keys, tuple(-k for k in _key(anchor)))
+                keys = [tuple(-k for k in self._order(i)) for i in results]
+                start = bisect_right(keys, tuple(-k for k in self._order(anchor)))
         page = results[start : start + limit]
         more = start + limit < len(results)
         children = [{"kind": "t3", "data": self._submission_data(i, now)} for i in page]
@@ -167,14 +179,19 @@ class RedditReplayServer(ReplayServer):
             hits = [
                 i for i in self._submissions.values()
                 if i.visible(now) and (wanted is None or (i.community or "").lower() in wanted)
-                and matches(query, i, now)
+                and self.indexed_at.get(i.id, i.created_at) <= now and matches(query, i, now)
             ]
-            hits.sort(key=_key, reverse=True)
+            hits.sort(key=self._order, reverse=True)
             hits = hits[: self.listing_cap]
             if len(self._search_cache) > 256:
                 self._search_cache.clear()
             self._search_cache[cache_key] = hits
             return hits
+
+    def _order(self, item: CorpusItem) -> tuple[float, int]:
+        """Listing order: creation time, then the id, unless `listing_rank` places the item."""
+        rank = self.listing_rank.get(item.id)
+        return _key(item) if rank is None else (item.created_at.timestamp(), rank)
 
     def _comments_page(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -184,8 +201,14 @@ class RedditReplayServer(ReplayServer):
         if submission is None or not submission.visible(now):
             return Response(404, {"message": "Not Found", "error": 404})
         limit = min(self.comment_limit, int(request.arg("limit") or self.comment_limit))
-        roots = self._visible_children(submission.id, now)
-        things = self._render(roots, limit, now, nested=True)
+        focus = request.path_args.get("comment")
+        if focus:  # one comment and the branch below it, as Reddit serves "continue this thread"
+            comment = self._comments.get(focus)
+            if comment is None or comment.root_id != submission.id or not comment.visible(now):
+                return Response(404, {"message": "Not Found", "error": 404})
+            things = self._render([comment], limit, now, nested=True, focus=True)
+        else:
+            things = self._render(self._visible_children(submission.id, now), limit, now, nested=True)
         return Response(200, [
             _listing([{"kind": "t3", "data": self._submission_data(submission, now)}]),
             _listing(things),
@@ -209,7 +232,8 @@ class RedditReplayServer(ReplayServer):
     def _visible_children(self, parent_id: str, now: datetime) -> list[CorpusItem]:
         return [c for c in self._children.get(parent_id, ()) if c.visible(now)]
 
-    def _render(self, roots: list[CorpusItem], budget: int, now: datetime, nested: bool) -> list[dict[str, Any]]:
+    def _render(self, roots: list[CorpusItem], budget: int, now: datetime, nested: bool,
+                focus: bool = False) -> list[dict[str, Any]]:
         """Comments depth first until `budget` runs out; what is left becomes `more` stubs.
 
         A stub lists the left-over direct children of one parent whose own comment was sent,
@@ -227,7 +251,15 @@ class RedditReplayServer(ReplayServer):
             remaining -= 1
             thing = {"kind": "t1", "data": self._comment_data(item, now, depth)}
             flat.append(thing)
-            replies = [r for r in (visit(child, depth + 1) for child in self._visible_children(item.id, now)) if r]
+            children = self._visible_children(item.id, now)
+            if children and self.max_depth is not None and depth + 1 >= self.max_depth:
+                stub = _continue_stub(thing["data"]["name"], depth + 1)  # the rest of the branch is a link
+                if nested:
+                    thing["data"]["replies"] = _listing([stub])
+                else:
+                    flat.append(stub)
+                return thing
+            replies = [r for r in (visit(child, depth + 1) for child in children) if r]
             if nested:
                 stub = self._more_stub(thing["data"]["name"], leftovers, depth + 1, now)
                 if stub:
@@ -235,7 +267,7 @@ class RedditReplayServer(ReplayServer):
                 thing["data"]["replies"] = _listing(replies) if replies else ""
             return thing
 
-        top = [t for t in (visit(root, self._depth(root)) for root in roots) if t]
+        top = [t for t in (visit(root, 0 if focus else self._depth(root)) for root in roots) if t]
         if nested:
             stubs = [self._more_stub(parent, leftovers, 0, now) for parent in list(leftovers)]
             return top + [s for s in stubs if s]
@@ -329,7 +361,7 @@ class RedditReplayServer(ReplayServer):
             "is_video": False,
             "removed_by_category": ("moderator" if item.removed else "deleted") if deleted else None,
         })
-        return data
+        return self._extra(item, data)
 
     def _comment_data(self, item: CorpusItem, now: datetime, depth: int) -> dict[str, Any]:
         root = self._submissions.get(item.root_id or "")
@@ -350,7 +382,21 @@ class RedditReplayServer(ReplayServer):
             "controversiality": 0,
             "replies": "",
         })
+        return self._extra(item, data)
+
+    def _extra(self, item: CorpusItem, data: dict[str, Any]) -> dict[str, Any]:
+        for name, value in self.extra_fields.get(item.id, {}).items():
+            if value is DROP:
+                data.pop(name, None)
+            else:
+                data[name] = value
         return data
+
+
+def _continue_stub(parent: str, depth: int) -> dict[str, Any]:
+    """Reddit's "continue this thread" link: a `more` with no children, count 0 and id "_"."""
+    return {"kind": "more", "data": {"count": 0, "name": "t1__", "id": "_", "parent_id": parent, "depth": depth,
+                                     "children": []}}
 
 
 def _listing(children: list[dict[str, Any]], after: str | None = None) -> dict[str, Any]:

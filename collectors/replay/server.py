@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-FAULT_KINDS = ("429", "5xx", "slow", "truncated", "401")
+FAULT_KINDS = ("429", "5xx", "slow", "truncated", "401", "400-truncated")
 
 
 @dataclass
@@ -193,6 +193,8 @@ class ReplayServer:
                                  "ratelimit-reset": str(int(time.time() + fault.retry_after))})
         elif fault and fault.kind == "5xx":
             response = Response(fault.status, {"error": "InternalServerError", "message": "upstream failed"})
+        elif fault and fault.kind == "400-truncated":  # a 400 whose body was cut off on the way
+            response = Response(400, {"message": "Bad Request", "error": 400, "reason": "BAD_REQUEST"})
         elif fault and fault.kind == "401":
             response = Response(401, {"error": "ExpiredToken", "message": "Token has expired"})
         else:
@@ -202,7 +204,7 @@ class ReplayServer:
             else:
                 response = handler(request)
         body = response.body if isinstance(response.body, bytes) else json.dumps(response.body).encode()
-        if fault and fault.kind == "truncated":
+        if fault and fault.kind in ("truncated", "400-truncated"):
             body = body[: max(1, len(body) // 2)]
         http.send_response(response.status)
         http.send_header("Content-Type", "application/json; charset=utf-8")
