@@ -4,7 +4,7 @@ Other packages use only what is exported here and the data classes in `warehouse
 """
 
 from .connection import open_reader, open_writer, reading, writing
-from .errors import WarehouseError
+from .errors import WarehouseBusyError, WarehouseError
 from .labels import (
     LABEL_SCHEMA,
     ModelInfo,
@@ -36,6 +36,7 @@ __all__ = [
     "Page",
     "Post",
     "UpsertResult",
+    "WarehouseBusyError",
     "WarehouseError",
     "add_to_run",
     "close_abandoned_runs",
