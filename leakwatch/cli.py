@@ -241,8 +241,11 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same model).")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Train on the first N training examples only (a quick smoke run).")
+@click.option("--with-annotations", is_flag=True,
+              help="Add the posts people coded in active samples (never the random validation samples).")
 @pass_app
-def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None) -> int:
+def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None,
+          with_annotations: bool) -> int:
     """Fine-tune the bundled MiniLM weights into a stance classifier, offline."""
     from analysis.train import HyperParameters
 
@@ -251,7 +254,7 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
     defaults = HyperParameters()
     hp = HyperParameters(epochs=epochs or defaults.epochs, seed=defaults.seed if seed is None else seed,
                          limit=limit)
-    trained = run_training(app.config, app.err, hp, data_csv)
+    trained = run_training(app.config, app.err, hp, data_csv, with_annotations)
     if trained.metrics:
         print_evaluation(app.console, trained.model_id, trained.metrics)
     click.echo(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "

@@ -105,28 +105,34 @@ def original_link(platform: str, post_id: str, url: str | None) -> str | None:
 
 
 def render_guideline(text: str) -> Markup:
-    """Headings, bullet lists, **bold** and `code` of a Markdown file, every character escaped first."""
-    html: list[str] = []
-    in_list = False
+    """Headings, paragraphs, bullet lists, **bold** and `code` of a Markdown file; every character is
+    escaped first, so nothing in the file can become markup of its own."""
+    blocks: list[tuple[str, list[str]]] = []  # (kind, lines): h1..h4, p, li
     for raw in text.splitlines():
-        line = str(escape(raw))
+        line = str(escape(raw.strip()))
         line = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", line)
         line = re.sub(r"`(.+?)`", r"<code>\1</code>", line)
-        bullet = re.match(r"^\s*[-*] (.*)$", line)
-        if in_list and not bullet and not (raw.startswith("  ") and raw.strip()):
+        heading, bullet = re.match(r"^(#{1,4}) (.*)$", line), re.match(r"^[-*] (.*)$", line)
+        if not line:
+            blocks.append(("", []))
+        elif heading:
+            blocks.append((f"h{len(heading.group(1)) + 1}", [heading.group(2)]))
+        elif bullet:
+            blocks.append(("li", [bullet.group(1)]))
+        elif blocks and blocks[-1][0] in ("p", "li"):
+            blocks[-1][1].append(line)  # a continuation line joins its paragraph or list item
+        else:
+            blocks.append(("p", [line]))
+    html, in_list = [], False
+    for kind, lines in blocks:
+        if kind != "li" and in_list:
             html.append("</ul>")
             in_list = False
-        heading = re.match(r"^(#{1,4}) (.*)$", line)
-        if heading:
-            level = len(heading.group(1)) + 1
-            html.append(f"<h{level}>{heading.group(2)}</h{level}>")
-        elif bullet:
-            if not in_list:
-                html.append("<ul>")
-                in_list = True
-            html.append(f"<li>{bullet.group(1)}")
-        elif raw.strip():
-            html.append(f"<p>{line}</p>" if not in_list else f" {line}")
+        if kind == "li" and not in_list:
+            html.append("<ul>")
+            in_list = True
+        if kind:
+            html.append(f"<{kind}>{' '.join(lines)}</{kind}>")
     if in_list:
         html.append("</ul>")
     return Markup("\n".join(html))

@@ -36,11 +36,19 @@ def training_data(config: Config, csv_path: Path | None) -> LabelledData:
     return LabelledData(examples, data.targets, data.source, data.sha256)
 
 
-def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None) -> Any:
+def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
+                 with_annotations: bool = False) -> Any:
     """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel."""
     from analysis.train import save_model, train_model
 
     data = training_data(config, csv_path)
+    annotations = None
+    if with_annotations:
+        from .annotate import add_active_annotations
+
+        data, annotations = add_active_annotations(config, data)
+        console.print(f"adding {annotations['active_annotations']} human-coded posts of active sample(s) "
+                      f"{annotations['samples']}")
     started = time.monotonic()
     progress = Progress(TextColumn("training {task.fields[info]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True)
@@ -55,6 +63,8 @@ def run_training(config: Config, console: Console, hp: HyperParameters, csv_path
             progress.update(task, completed=p.step, total=p.total_steps, info=info)
 
         trained = train_model(data, hp, report)
+    if annotations is not None:
+        trained.card["data"]["annotations"] = annotations
     folder = save_model(trained, models_dir(config))
     with warehouse.writing(config.warehouse_path) as con:
         register_folder(con, folder, trained.metrics or None)
