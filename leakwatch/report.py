@@ -68,6 +68,8 @@ def print_trends(
                               targets or None, platforms or None, settings.bootstrap_samples, settings.seed)
     for note in table.notes:
         err.print(f"note: {note}")
+    for target, used in table.corrections.items():
+        err.print(f"adjusted shares for {target}: {used}")
     if output == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(table.columns)

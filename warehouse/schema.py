@@ -136,9 +136,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         # The first annotations table was keyed by (post, target, annotator), so coding a post again
         # overwrote the earlier label. Every annotation is now a row of its own; the latest row per
         # coder, post and target is the coder's label. Any old rows are kept, with no sample.
+        # Written to be safe to apply twice (IF NOT EXISTS, copy BY NAME): a file whose version rows
+        # were lost is upgraded again without losing an annotation.
         """
-        CREATE SEQUENCE sample_ids START 1;
-        CREATE TABLE samples (
+        CREATE SEQUENCE IF NOT EXISTS sample_ids START 1;
+        CREATE TABLE IF NOT EXISTS samples (
             sample_id        BIGINT PRIMARY KEY DEFAULT nextval('sample_ids'),
             kind             VARCHAR NOT NULL,   -- random (validation, never trained on) | active (training)
             seed             BIGINT NOT NULL,
@@ -148,7 +150,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             double_fraction  DOUBLE NOT NULL,    -- share of posts assigned to two coders
             created_at       TIMESTAMPTZ NOT NULL
         );
-        CREATE TABLE sample_posts (
+        CREATE TABLE IF NOT EXISTS sample_posts (
             sample_id      BIGINT NOT NULL,
             position       BIGINT NOT NULL,      -- coding order within the sample
             platform       VARCHAR NOT NULL,
@@ -157,7 +159,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             stratum        VARCHAR,              -- random: ISO week × platform; active: why it was picked
             PRIMARY KEY (sample_id, platform, post_id)
         );
-        CREATE SEQUENCE annotation_ids START 1;
+        CREATE SEQUENCE IF NOT EXISTS annotation_ids START 1;
         CREATE TABLE annotations_v3 (
             annotation_id     BIGINT PRIMARY KEY DEFAULT nextval('annotation_ids'),
             sample_id         BIGINT,
@@ -170,9 +172,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             annotated_at      TIMESTAMPTZ NOT NULL,
             note              VARCHAR
         );
-        INSERT INTO annotations_v3 (sample_id, platform, post_id, target, label, annotator, annotated_at, note)
-            SELECT NULL, platform, post_id, target, label, annotator, annotated_at, note
-            FROM annotations ORDER BY annotated_at;
+        INSERT INTO annotations_v3 BY NAME SELECT * FROM annotations ORDER BY annotated_at;
         DROP TABLE annotations;
         ALTER TABLE annotations_v3 RENAME TO annotations;
         """,
