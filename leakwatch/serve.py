@@ -34,6 +34,7 @@ import jinja2
 from markupsafe import Markup, escape
 from rich.console import Console
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -162,14 +163,20 @@ class CodingApp:
         self.guideline_html = render_guideline(GUIDELINE_PATH.read_text(encoding="utf-8"))
         self.guideline_version = guideline_version()
 
-    # -- warehouse access with short waits
-    def read(self, work: Callable[[Any], Any]) -> Any:
+    # -- warehouse access with short waits, in a worker thread so a lock wait never stalls the server
+    def _read(self, work: Callable[[Any], Any]) -> Any:
         with self.lock, warehouse.reading(self.config.warehouse_path, WAIT_SECONDS) as con:
             return work(con)
 
-    def write(self, work: Callable[[Any], Any]) -> Any:
+    def _write(self, work: Callable[[Any], Any]) -> Any:
         with self.lock, warehouse.writing(self.config.warehouse_path, WAIT_SECONDS) as con:
             return work(con)
+
+    async def read(self, work: Callable[[Any], Any]) -> Any:
+        return await run_in_threadpool(self._read, work)
+
+    async def write(self, work: Callable[[Any], Any]) -> Any:
+        return await run_in_threadpool(self._write, work)
 
     # -- per-browser state
     @staticmethod
@@ -231,7 +238,7 @@ class CodingApp:
             return [(s, store.progress(con, s.sample_id, name or "")) for s in samples]
 
         try:
-            samples = self.read(load)
+            samples = await self.read(load)
         except warehouse.WarehouseBusyError:
             return self.busy(request)
         return self.page(request, "index.html", samples=samples, next=request.query_params.get("next", ""))
@@ -267,8 +274,11 @@ class CodingApp:
         except Exception as exc:  # a bad field is one message on the page
             return self.page(request, "message.html", 400, message=f"cannot draw that sample: {exc}")
         try:
-            with self.lock:
-                sample_id, drawn, doubles = draw_sample(self.config, kind, size, since, until, seed, None)
+            def locked_draw() -> tuple[int, int, int]:
+                with self.lock:
+                    return draw_sample(self.config, kind, size, since, until, seed, None)
+
+            sample_id, drawn, doubles = await run_in_threadpool(locked_draw)
         except warehouse.WarehouseBusyError:
             return self.busy(request)
         except warehouse.WarehouseError as exc:
@@ -299,7 +309,7 @@ class CodingApp:
                     "last": store.last_coded_position(con, sample_id, name), "targets": warehouse.get_targets(con)}
 
         try:
-            data = self.read(load)
+            data = await self.read(load)
         except warehouse.WarehouseBusyError:
             return self.busy(request)
         except warehouse.WarehouseError as exc:
@@ -352,7 +362,7 @@ class CodingApp:
             return store.store_annotations(con, rows)
 
         try:
-            stored = self.write(save)
+            stored = await self.write(save)
         except warehouse.WarehouseBusyError:
             if wants_json:
                 return JSONResponse({"busy": True, "message": "warehouse busy, retrying"}, status_code=503)
@@ -370,7 +380,7 @@ class CodingApp:
         from analysis.validation import validation_report
 
         try:
-            report = self.read(lambda con: validation_report(con, warehouse.get_targets(con)))
+            report = await self.read(lambda con: validation_report(con, warehouse.get_targets(con)))
         except warehouse.WarehouseBusyError:
             return self.busy(request)
         return self.page(request, "validate.html", report=report)
