@@ -36,12 +36,14 @@ def training_data(targets: list[str], csv_path: Path | None) -> LabelledData:
 
 
 def train_and_register(warehouse_path: Path, setup: StanceSetup, hp: HyperParameters, data: LabelledData,
-                       report: Callable[[Any], None]) -> Any:
-    """Train, save under models_dir/<model_id>, register in the warehouse; returns TrainedModel."""
+                       report: Callable[[Any], None], card_data: dict[str, Any] | None = None) -> Any:
+    """Train, save under models_dir/<model_id>, register in the warehouse; returns TrainedModel.
+    `card_data` adds to the card's `data` entry (e.g. which annotations were trained on)."""
     from .train import save_model, train_model
 
     started = time.monotonic()
     trained = train_model(data, hp, report)
+    trained.card["data"].update(card_data or {})
     folder = save_model(trained, setup.models_dir)
     with warehouse.writing(warehouse_path) as con:
         register_folder(con, folder, trained.metrics or None)

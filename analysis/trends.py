@@ -59,6 +59,8 @@ class TrendTable:
     model_id: str | None
     notes: list[str] = field(default_factory=list)
     quality: ModelQuality | None = None  # the current model's measured quality
+    # Per target: which evaluation the adjusted shares use ("corrected with N human-coded posts, ...").
+    corrections: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,31 @@ def bootstrap_interval(
 # ---------------------------------------------------------------- the table
 
 
+def prefer_human_coding(con: Any, model_id: str, targets: list[str],
+                        matrices: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Use the confusion matrix from the human-coded random samples where a target has at least
+    MIN_CORRECTION_N of them (and it can be inverted); elsewhere keep the stored evaluation. Returns
+    the matrices and, per target, a sentence saying which evaluation was used."""
+    from .validation import MIN_CORRECTION_N, human_correction
+
+    human = human_correction(con, model_id, targets)
+    stored = stored_metrics(con, model_id) or {}
+    chosen, used = dict(matrices), {}
+    for target in targets:
+        h = human[target]
+        matrix = np.asarray(h["confusion"], dtype=float)
+        if h["usable"] and identifiability_problem(matrix) is None:
+            chosen[target] = matrix
+            used[target] = h["source"]
+            continue
+        data = (stored.get(target) or {}).get("data", "the model's stored evaluation") if target in matrices else None
+        why = f"{h['n']} human-coded posts (fewer than {MIN_CORRECTION_N})" if not h["usable"] else \
+            f"the {h['n']} human-coded posts cannot separate the classes"
+        used[target] = (f"corrected with {data}, since {why}" if data else f"not corrected: {why} and no "
+                        "stored evaluation")
+    return chosen, used
+
+
 def current_model(con: Any) -> str | None:
     return warehouse.get_setting(con, "current_model")
 
@@ -283,6 +310,9 @@ def stance_trends(
         return table
     matrices, notes = confusion_for_model(con, model_id)
     table.notes.extend(notes)
+    if model_id is not None:
+        matrices, table.corrections = prefer_human_coding(con, model_id, sorted({r["target"] for r in rows}),
+                                                          matrices)
     if matrices:
         _add_adjusted(table, matrices, bootstrap_samples, seed)
     return table

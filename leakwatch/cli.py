@@ -225,8 +225,11 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same model).")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Train on the first N training examples only (a quick smoke run).")
+@click.option("--with-annotations", is_flag=True,
+              help="Add the posts people coded in active samples (never the random validation samples).")
 @pass_app
-def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None) -> int:
+def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None,
+          with_annotations: bool) -> int:
     """Fine-tune the bundled MiniLM weights into a stance classifier, offline."""
     from analysis.train import HyperParameters
 
@@ -235,7 +238,7 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
     defaults = HyperParameters()
     hp = HyperParameters(epochs=epochs or defaults.epochs, seed=defaults.seed if seed is None else seed,
                          limit=limit)
-    trained = run_training(app.config, app.err, hp, data_csv)
+    trained = run_training(app.config, app.err, hp, data_csv, with_annotations)
     if trained.metrics:
         print_evaluation(app.console, trained.model_id, trained.metrics)
     click.echo(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "
@@ -285,6 +288,87 @@ def demo(app: App, demo_dir: Path) -> int:
     from .demo import run_demo
 
     return run_demo(demo_dir, app.console)
+
+
+@cli.group()
+def annotate() -> None:
+    """Human coding samples: draw one, export it to CSV, import coded CSV back."""
+
+
+@annotate.command("sample")
+@click.option("--size", type=click.IntRange(1), required=True, help="Posts to draw.")
+@click.option("--kind", type=click.Choice(["random", "active"]), default="random", show_default=True,
+              help="random: stratified by ISO week x platform, for validation (never trained on); "
+                   "active: where the current model is least sure, for training.")
+@_SINCE
+@_UNTIL
+@click.option("--seed", type=int, help="Random seed (stored with the sample; default: a fresh one).")
+@click.option("--double-fraction", type=float,
+              help="Share of posts assigned to two coders (default: 0.2 for random, 0 for active).")
+@pass_app
+def annotate_sample(app: App, size: int, kind: str, since: str | None, until: str | None, seed: int | None,
+                    double_fraction: float | None) -> int:
+    """Draw a sample of posts for people to code."""
+    from .annotate import draw_sample
+
+    sample_id, drawn, doubles = draw_sample(app.config, kind, size, _parse_day(since, "--since"),
+                                            _parse_day(until, "--until"), seed, double_fraction)
+    app.console.print(f"sample {sample_id}: {drawn} posts ({kind}), {doubles} assigned to two coders")
+    return 0
+
+
+@annotate.command("export")
+@click.option("--sample", "sample_id", type=int, help="Sample id (default: the newest).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV file to write.")
+@pass_app
+def annotate_export(app: App, sample_id: int | None, out: Path) -> int:
+    """Write a sample's posts to CSV with an empty label column per target."""
+    from .annotate import export_sample
+
+    sample_id, rows = export_sample(app.config, sample_id, out)
+    app.console.print(f"sample {sample_id}: {rows} posts written to {out}")
+    return 0
+
+
+@annotate.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--coder", help="Coder name for rows whose coder column is empty.")
+@pass_app
+def annotate_import(app: App, csv_file: Path, coder: str | None) -> int:
+    """Store the labels of a coded CSV; nothing is stored if any row has a problem."""
+    from .annotate import import_annotations
+
+    stored = import_annotations(app.config, csv_file, coder)
+    app.console.print(f"imported {stored} annotations from {csv_file}")
+    return 0
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@pass_app
+def validate(app: App, as_json: bool, seed: int) -> int:
+    """Agreement between coders and the current model against human labels of the random samples."""
+    from .annotate import print_validation, validation
+
+    report = validation(app.config, seed)
+    if as_json:
+        click.echo(json.dumps(report, indent=1, default=str))
+    else:
+        print_validation(report, app.console)
+    return 0
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs $LEAKWATCH_SERVE_TOKEN.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@pass_app
+def serve(app: App, host: str, port: int) -> int:
+    """The local web app: code posts, see agreement and validation."""
+    from .serve import run_server
+
+    return run_server(app.config, host, port, app.console)
 
 
 def main() -> None:

@@ -52,6 +52,8 @@ def run_demo(demo_dir: Path, console: Console) -> int:
     (demo_dir / "leakwatch.toml").write_text(default_config_text(), encoding="utf-8")
     _write_report(config, console)
     _export_step(config, console)
+    console.print(f"Code posts by hand: leakwatch --config {demo_dir / 'leakwatch.toml'} serve  "
+                  "(then open http://127.0.0.1:8765/)", soft_wrap=True)
     return 0
 
 

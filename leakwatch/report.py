@@ -79,6 +79,8 @@ def print_trends(
     for note in table.notes:
         err.print(f"note: {note}")
     _print_quality(table, console if output == "table" else err)  # csv/json stay machine-readable
+    for target, used in table.corrections.items():
+        err.print(f"adjusted shares for {target}: {used}")
     if output == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(table.columns)

@@ -33,9 +33,17 @@ def cache_dir() -> Path:
     return Path(base) / "leakwatch" / "models"
 
 
-def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None) -> Any:
+def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
+                 with_annotations: bool = False) -> Any:
     """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel."""
     data = training_data(config.target_names, csv_path)
+    annotations = None
+    if with_annotations:
+        from .annotate import add_active_annotations
+
+        data, annotations = add_active_annotations(config, data)
+        console.print(f"adding {annotations['active_annotations']} human-coded posts of active sample(s) "
+                      f"{annotations['samples']}")
     progress = Progress(TextColumn("training {task.fields[info]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True)
     with progress:
@@ -48,7 +56,8 @@ def run_training(config: Config, console: Console, hp: HyperParameters, csv_path
                 console.print(f"epoch {p.epoch}: mean loss {p.loss:.3f}, validation macro-F1 {p.validation_f1:.3f}")
             progress.update(task, completed=p.step, total=p.total_steps, info=info)
 
-        return train_and_register(config.warehouse_path, config.stance_setup(), hp, data, report)
+        return train_and_register(config.warehouse_path, config.stance_setup(), hp, data, report,
+                                  card_data={"annotations": annotations} if annotations else None)
 
 
 def ensure_default_model(config: Config, console: Console, hp: HyperParameters | None = None) -> str:

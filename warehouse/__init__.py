@@ -13,7 +13,7 @@ from typing import Any
 # Exported name -> the submodule that defines it.
 _EXPORTS = {
     "open_reader": "connection", "open_writer": "connection", "reading": "connection", "writing": "connection",
-    "WarehouseError": "errors",
+    "WarehouseBusyError": "errors", "WarehouseError": "errors",
     "POST_COLUMNS": "exports", "first_run_start": "exports", "ok_finishes": "exports", "problem_runs": "exports",
     "run_counts": "exports", "run_query_keys": "exports", "stance_daily_rows": "exports", "week_posts": "exports",
     "week_states": "exports",

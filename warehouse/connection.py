@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import WarehouseError
+from .errors import WarehouseBusyError, WarehouseError
 from .schema import LATEST_VERSION, check_version, migrate, schema_version
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _connect(path: Path, read_only: bool, wait_seconds: float) -> duckdb.DuckDBP
             if not _is_lock_error(exc):
                 raise WarehouseError(f"cannot open warehouse {path}: {_first_line(exc)}") from None
             if time.monotonic() >= deadline:
-                raise WarehouseError(
+                raise WarehouseBusyError(
                     f"warehouse {path} is busy: another leakwatch process has been writing to it "
                     f"for over {wait_seconds:.0f}s; try again shortly"
                 ) from None

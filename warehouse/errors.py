@@ -3,3 +3,7 @@
 
 class WarehouseError(Exception):
     """A problem with the warehouse file the user can act on (locked, too new, missing...)."""
+
+
+class WarehouseBusyError(WarehouseError):
+    """Another process kept the file locked for longer than the caller was willing to wait."""

@@ -146,6 +146,53 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE posts ALTER COLUMN text DROP NOT NULL;
         """,
     ),
+    (
+        5,
+        "human coding: samples, sample_posts, annotations with history (id, sample, guideline version)",
+        # The first annotations table was keyed by (post, target, annotator), so coding a post again
+        # overwrote the earlier label. Every annotation is now a row of its own; the latest row per
+        # coder, post and target is the coder's label. Any old rows are kept, with no sample.
+        # Written to be safe to apply twice (IF NOT EXISTS, copy BY NAME): a file whose version rows
+        # were lost is upgraded again without losing an annotation.
+        """
+        CREATE SEQUENCE IF NOT EXISTS sample_ids START 1;
+        CREATE TABLE IF NOT EXISTS samples (
+            sample_id        BIGINT PRIMARY KEY DEFAULT nextval('sample_ids'),
+            kind             VARCHAR NOT NULL,   -- random (validation, never trained on) | active (training)
+            seed             BIGINT NOT NULL,
+            model_id         VARCHAR,            -- the current model when drawn (active samples rank by it)
+            query            JSON NOT NULL,      -- how it was drawn: window, filters, strata, exclusions
+            size             BIGINT NOT NULL,    -- posts drawn (may be below the size asked for)
+            double_fraction  DOUBLE NOT NULL,    -- share of posts assigned to two coders
+            created_at       TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS sample_posts (
+            sample_id      BIGINT NOT NULL,
+            position       BIGINT NOT NULL,      -- coding order within the sample
+            platform       VARCHAR NOT NULL,
+            post_id        VARCHAR NOT NULL,
+            coders_needed  INTEGER NOT NULL,     -- the assignment: 1, or 2 for double-coded posts
+            stratum        VARCHAR,              -- random: ISO week × platform; active: why it was picked
+            PRIMARY KEY (sample_id, platform, post_id)
+        );
+        CREATE SEQUENCE IF NOT EXISTS annotation_ids START 1;
+        CREATE TABLE annotations_v3 (
+            annotation_id     BIGINT PRIMARY KEY DEFAULT nextval('annotation_ids'),
+            sample_id         BIGINT,
+            platform          VARCHAR NOT NULL,
+            post_id           VARCHAR NOT NULL,
+            target            VARCHAR NOT NULL,
+            label             VARCHAR NOT NULL,  -- favor | against | none | unsure
+            annotator         VARCHAR NOT NULL,
+            guideline_version VARCHAR,
+            annotated_at      TIMESTAMPTZ NOT NULL,
+            note              VARCHAR
+        );
+        INSERT INTO annotations_v3 BY NAME SELECT * FROM annotations ORDER BY annotated_at;
+        DROP TABLE annotations;
+        ALTER TABLE annotations_v3 RENAME TO annotations;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
