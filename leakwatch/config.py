@@ -75,9 +75,15 @@ class BlueskySettings(_Section):
     # (or whose hitsTotal says more) is sliced by time so a long backfill stays complete.
     search_result_cap: int = Field(10000, ge=1)
     fetch_threads: bool = True  # also store the reply threads of matched posts (getPostThread)
-    # Re-search this many hours before the checkpoint on every pass, to notice edits, deletions,
-    # new counts and (with fetch_threads) new replies; 0 = only what is new (one request per query).
-    revisit_hours: float = Field(0, ge=0)
+    # A revisit re-searches this many hours before the checkpoint and looks up stored posts the search
+    # no longer returns, so edits and deletions are recorded (also new counts and, with fetch_threads,
+    # new replies); 0 = never revisit.
+    revisit_hours: float = Field(48, ge=0)
+    # How often a pass revisits; the passes in between fetch only what is new (one request per query
+    # when nothing is). 0 = every pass.
+    revisit_every_hours: float = Field(24, ge=0)
+    # Every pass re-searches this far before the newest post seen, for posts the AppView indexed late.
+    overlap_minutes: float = Field(10, ge=0, le=7 * 24 * 60)
     thread_depth: int = Field(10, ge=1, le=1000)
     timeout_seconds: float = Field(30, gt=0)
     max_retries: int = Field(5, ge=0, le=50)  # retries of a request after 5xx, timeouts, malformed answers

@@ -41,6 +41,7 @@ _ARROW_SCHEMA = pa.schema(
         ("edited", pa.bool_()),
         ("deleted", pa.bool_()),
         ("matched_queries", pa.list_(pa.string())),
+        ("quality_flags", pa.list_(pa.string())),
         ("raw", pa.string()),
     ]
 )
@@ -133,6 +134,7 @@ UPDATE posts SET
     quote_count = coalesce(s.quote_count, posts.quote_count),
     indexed_at = coalesce(s.indexed_at, posts.indexed_at),
     cid = coalesce(s.cid, posts.cid),
+    quality_flags = CASE WHEN s.deleted THEN posts.quality_flags ELSE s.quality_flags END,
     raw = CASE WHEN s.deleted THEN posts.raw ELSE s.raw END
 FROM upsert_stage s
 WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND s.is_update

@@ -41,6 +41,9 @@ class Post:
     edited: bool = False
     deleted: bool = False  # deleted by its author or removed by a moderator upstream
     matched_queries: tuple[str, ...] = ()
+    # What was odd about the item as received (e.g. "text_repaired", "created_at_after_indexed_at"):
+    # stored as it came where possible, flagged so analyses can tell.
+    quality_flags: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
 
 

@@ -130,6 +130,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP VIEW IF EXISTS stance_weekly;
         """,
     ),
+    (
+        3,
+        "posts.quality_flags: what was odd about a post as received (repaired text, client clock ahead...)",
+        """
+        ALTER TABLE posts ADD COLUMN quality_flags VARCHAR[] NOT NULL DEFAULT [];
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
