@@ -264,10 +264,7 @@ class BlueskyCollector:
                 return content, False
             if not isinstance(content, bytes | bytearray):
                 raise ValueError(f"{nsid} answered with something other than a JSON object")
-            body, repaired = decode_page(bytes(content))
-            if repaired:
-                log.warning("bluesky: %s: replaced invalid text in %d string(s) of the answer", nsid, repaired)
-            return body, repaired > 0
+            return decode_page(bytes(content))
 
         return self._with_retries(nsid, call)
 
@@ -389,6 +386,8 @@ class BlueskyCollector:
                     posts += replies
                     skipped += invalid_replies
                 next_cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+                if dirty and next_cursor:
+                    next_cursor = scrub(next_cursor)[0]
                 empty_pages = 0 if views else empty_pages + 1
                 # A short or even empty page with a cursor is not the end (the server hides some hits).
                 more = next_cursor is not None and next_cursor != cursor and empty_pages < MAX_EMPTY_PAGES
@@ -460,7 +459,10 @@ class BlueskyCollector:
             flags: tuple[str, ...] = ()
             if dirty:
                 view, repaired = scrub(view)
-                flags = (TEXT_REPAIRED,) if repaired else ()
+                if repaired:
+                    flags = (TEXT_REPAIRED,)
+                    log.warning("bluesky: replaced invalid text in %s", view.get("uri") if isinstance(view, dict)
+                                else "a post")
             try:
                 post = normalize_post(view, queries, flags)
             except InvalidItem as exc:
@@ -481,10 +483,12 @@ class BlueskyCollector:
         replies: list[Post] = []
         invalid = [0]
         for post in posts:
-            if not post.reply_count or post.post_id in self._threads_done:
+            if not post.reply_count:
                 continue
             known = plan.seen.get(post.post_id)
-            plan.seen[post.post_id] = (post.reply_count, sort_at(post))
+            plan.seen[post.post_id] = (post.reply_count, sort_at(post))  # remembered by every query
+            if post.post_id in self._threads_done:
+                continue
             if known is not None and known[0] == post.reply_count and post.post_id not in plan.owed:
                 continue
             self._thread(post.post_id, plan, replies, invalid)

@@ -58,22 +58,22 @@ def _time(value: Any) -> datetime | None:
 
 # -- pages ----------------------------------------------------------------------------------------
 
-def decode_page(content: bytes) -> tuple[dict[str, Any], int]:
-    """A JSON object from an answer body, and how many strings had to be repaired.
+def decode_page(content: bytes) -> tuple[dict[str, Any], bool]:
+    """A JSON object from an answer body, and whether its strings may hold lone surrogates.
 
-    Raises ValueError when the body is not a JSON object even after repair (truncated, not JSON):
+    When they may, the caller passes each item through `scrub` (so it knows which items were
+    repaired). Raises ValueError when the body is not a JSON object even so (truncated, not JSON):
     the caller retries that like any other broken answer.
     """
     try:
-        body, repaired = from_json(content), 0  # the fast path: valid UTF-8, no lone surrogates
+        body, dirty = from_json(content), False  # the fast path: valid UTF-8, no lone surrogates
     except ValueError:
         # surrogateescape turns each invalid byte into a lone surrogate; json.loads keeps escaped
         # lone surrogates (\ud800) as they are; scrub() then replaces both with U+FFFD.
-        body = json.loads(content.decode("utf-8", "surrogateescape"))
-        body, repaired = scrub(body)
+        body, dirty = json.loads(content.decode("utf-8", "surrogateescape")), True
     if not isinstance(body, dict):
         raise ValueError("the answer is not a JSON object")
-    return body, repaired
+    return body, dirty
 
 
 def scrub(value: Any) -> tuple[Any, int]:
@@ -96,10 +96,6 @@ def scrub(value: Any) -> tuple[Any, int]:
             total += n
         return items, total
     return value, 0
-
-
-def has_surrogates(value: Any) -> bool:
-    return scrub(value)[1] > 0
 
 
 # -- one post -------------------------------------------------------------------------------------

@@ -37,9 +37,10 @@ def gather(path: Path) -> dict[str, Any]:
                 FROM runs ORDER BY run_id DESC LIMIT 8"""),
             "checkpoints": _rows(con, """
                 SELECT platform, query_key, newest_created_at,
-                       -- a Reddit cursor also lists recent threads; only its `resume` part means mid-scan
+                       -- a Reddit cursor also lists recent threads; only its `resume` part means mid-scan;
+                       -- a Bluesky cursor also keeps owed threads and the last revisit; only `windows` does
                        CASE WHEN platform = 'reddit' THEN coalesce(cursor, '') LIKE '%"resume":{%'
-                            ELSE cursor IS NOT NULL END AS mid_backfill,
+                            ELSE coalesce(cursor, '') LIKE '%"windows":%[[%' END AS mid_backfill,
                        updated_at
                 FROM checkpoints ORDER BY platform, query_key"""),
             "labels": _rows(con, """
