@@ -210,8 +210,9 @@ def shaped_corpus(start: datetime = datetime(2024, 12, 2, 9, 0, tzinfo=UTC)) -> 
         expect={"text": "sora leak with a broken byte \ufffd in the middle"})
     add(f"sora leak with half an emoji {LONE_SURROGATE} here",
         expect={"text": "sora leak with half an emoji \ufffd here"})
-    add("sora leak: a record that is not an object", Shape(record={}, view={"record": "not an object"}),
-        expect={"text": "", "language": None})
+    odd = start + timedelta(hours=5)  # no record, so no createdAt: the index time stands in
+    add("sora leak: a record that is not an object", Shape(view={"record": "not an object"}, indexed_at=odd),
+        created=odd, expect={"text": "", "language": None, "created_at": odd})
 
     # -- what must be skipped --------------------------------------------------------------------------
     add("sora leak post without a uri", Shape(view={"uri": DROP}, skip_reason="no at:// post URI"))
