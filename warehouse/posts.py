@@ -134,7 +134,6 @@ UPDATE posts SET
     quote_count = coalesce(s.quote_count, posts.quote_count),
     indexed_at = coalesce(s.indexed_at, posts.indexed_at),
     cid = coalesce(s.cid, posts.cid),
-    quality_flags = CASE WHEN s.deleted THEN posts.quality_flags ELSE s.quality_flags END,
     raw = CASE WHEN s.deleted THEN posts.raw ELSE s.raw END
 FROM upsert_stage s
 WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND s.is_update
@@ -146,6 +145,15 @@ UPDATE posts SET
     matched_queries = list_sort(list_distinct(list_concat(posts.matched_queries, s.matched_queries)))
 FROM upsert_stage s
 WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND s.new_queries
+"""
+
+
+# Same reason: quality flags are rewritten only for the rare posts whose flags changed.
+_SET_FLAGS = """
+UPDATE posts SET quality_flags = s.quality_flags
+FROM upsert_stage s
+WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND NOT s.is_new AND NOT s.deleted
+  AND posts.quality_flags <> s.quality_flags
 """
 
 
@@ -173,6 +181,7 @@ def upsert_posts(
             con.execute(statement, params)
         con.execute(_UPDATE_CHANGED)
         con.execute(_ADD_QUERIES)
+        con.execute(_SET_FLAGS)
         con.execute("DROP TABLE upsert_stage")
     finally:
         con.unregister("upsert_batch")
