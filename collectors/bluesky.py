@@ -533,7 +533,7 @@ def _walk_thread(collector: BlueskyCollector, node: Any, out: list[Post], invali
     kind = node.get("$type")
     if kind in ("app.bsky.feed.defs#notFoundPost", "app.bsky.feed.defs#blockedPost"):
         return  # deleted or blocked upstream: nothing to store, and its replies are not served
-    if kind is not None and kind != "app.bsky.feed.defs#threadViewPost" or not isinstance(node.get("post"), dict):
+    if (kind is not None and kind != "app.bsky.feed.defs#threadViewPost") or not isinstance(node.get("post"), dict):
         invalid[0] += 1
         return
     if not top:  # the top is the matched post itself, already stored from the search

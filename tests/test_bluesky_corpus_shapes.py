@@ -10,7 +10,7 @@ from bluesky_support import collect, last_run, query, write_config
 
 from collectors.replay.bluesky_api import post_uri
 from collectors.replay.bluesky_shapes import INVALID_UTF8, LONE_SURROGATE, Shape, shaped_corpus
-from collectors.replay.corpus import did_for, matches, parse_time
+from collectors.replay.corpus import did_for, parse_time
 
 QUERY = "sora leak"
 

@@ -263,3 +263,28 @@ def test_a_default_install_records_edits_and_deletions_once_a_day(tmp_path, monk
                                (post_uri(changed), "edited", "sora leak: second draft")])
     assert checkpoint_state(tmp_path)["revisited_at"].startswith("2024-11-27T14:00:00")
     assert datetime.fromisoformat(checkpoint_state(tmp_path)["revisited_at"]).tzinfo == UTC
+
+
+def test_the_replay_server_sorts_and_filters_on_sort_at():
+    from atproto import Client, models
+
+    from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE
+
+    ahead = item(1, T0 + timedelta(hours=6), "sora leak from a clock six hours ahead")  # indexed at T0
+    backdated = item(2, T0 - timedelta(days=30), "sora leak from an archive")  # indexed at T0 + 1h
+    plain = item(3, T0 + timedelta(minutes=30), "sora leak, plain")
+    with BlueskyReplay([ahead, backdated, plain], now=T0 + timedelta(days=1)) as server:
+        server.indexed_at.update({ahead.id: T0, backdated.id: T0 + timedelta(hours=1)})
+        client = Client(base_url=server.url)
+        client.login(DEMO_HANDLE, DEMO_APP_PASSWORD)
+
+        def search(since: datetime, until: datetime) -> list[str]:
+            params = models.AppBskyFeedSearchPosts.Params(q="sora leak", sort="latest", since=since.isoformat(),
+                                                          until=until.isoformat())
+            return [p.uri for p in client.app.bsky.feed.search_posts(params).posts]
+
+        assert search(T0 - timedelta(days=60), T0 + timedelta(days=1)) == [
+            post_uri(plain), post_uri(ahead), post_uri(backdated)]  # newest sortAt first
+        assert search(T0, T0 + timedelta(minutes=1)) == [post_uri(ahead)]  # by indexedAt, not createdAt
+        assert search(T0 + timedelta(hours=5), T0 + timedelta(days=1)) == []
+        assert search(T0 - timedelta(days=31), T0 - timedelta(days=29)) == [post_uri(backdated)]
