@@ -5,12 +5,15 @@ right fields, every skipped one skipped for its reason."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+
+import pytest
 
 from bluesky_support import collect, last_run, query, write_config
 
 from collectors.replay.bluesky_api import post_uri
 from collectors.replay.bluesky_shapes import INVALID_UTF8, LONE_SURROGATE, Shape, shaped_corpus
-from collectors.replay.corpus import did_for, parse_time
+from collectors.replay.corpus import did_for, load_sample_corpus, parse_time
 
 QUERY = "sora leak"
 
@@ -42,10 +45,14 @@ def _broken_text_repaired(text: str) -> str:
     return text.replace(INVALID_UTF8, "\ufffd").replace(LONE_SURROGATE, "\ufffd")
 
 
-def test_every_valid_post_of_the_shaped_corpus_is_stored_with_its_fields(tmp_path):
+@pytest.mark.parametrize("with_sample", [False, True], ids=["shaped", "shaped+sample"])
+def test_every_valid_post_of_the_shaped_corpus_is_stored_with_its_fields(tmp_path, with_sample):
     corpus = shaped_corpus()
+    sample = [i for i in load_sample_corpus() if i.platform == "bluesky"] if with_sample else []
+    corpus.items += sample
     by_id = {i.id: i for i in corpus.items}
-    with corpus.serve() as server:
+    now = max([corpus.now, *(i.created_at + timedelta(days=1) for i in sample)])
+    with corpus.serve(now=now) as server:
         # Back to 2023: the backdated post's sortAt is its createdAt. Pages of 10 with hidden hits in them.
         config = write_config(tmp_path, server, queries=(QUERY,), start_date="2023-01-01", page_size=10,
                               fetch_threads=True)
@@ -58,8 +65,9 @@ def test_every_valid_post_of_the_shaped_corpus_is_stored_with_its_fields(tmp_pat
                raw, quality_flags FROM posts""")
     stored = {r[0]: r for r in rows}
     skipped = [i for i in corpus.items if corpus.shapes.get(i.id, Shape()).skip_reason]
-    # Figures: 47 items; 3 hidden by the server, 3 not served in threads, 4 unusable; the rest stored.
-    assert (len(corpus.items), len(expected), len(skipped)) == (47, 37, 4)
+    # Figures: 47 shaped items: 3 hidden by the server, 3 not served in threads, 4 unusable, 37 stored;
+    # with the 130 Bluesky items of the sample corpus, 67 of those match the query or hang in matched threads.
+    assert (len(corpus.items), len(expected), len(skipped)) == ((177, 104, 4) if with_sample else (47, 37, 4))
     assert len(stored) == len(expected)
     assert last_run(tmp_path)["skipped"] == len(skipped)
     for item_id in expected:
@@ -74,7 +82,7 @@ def test_every_valid_post_of_the_shaped_corpus_is_stored_with_its_fields(tmp_pat
             "parent": (post_uri(by_id[item.parent_id]) if item.parent_id else None,
                        post_uri(by_id[item.root_id or item.parent_id]) if item.parent_id else None),
             "created_at": parse_time(shape.created_at) if shape.created_at else item.created_at,
-            "text": _broken_text_repaired(item.text),
+            "text": _broken_text_repaired(item.text_at(server.now)),
             "language": item.lang,
             "url": item.url,
         }
