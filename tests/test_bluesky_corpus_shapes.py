@@ -8,7 +8,6 @@ import json
 from datetime import timedelta
 
 import pytest
-
 from bluesky_support import collect, last_run, query, write_config
 
 from collectors.replay.bluesky_api import post_uri
