@@ -153,7 +153,7 @@ _SET_FLAGS = """
 UPDATE posts SET quality_flags = s.quality_flags
 FROM upsert_stage s
 WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND NOT s.is_new AND NOT s.deleted
-  AND posts.quality_flags <> s.quality_flags
+  AND posts.quality_flags IS DISTINCT FROM s.quality_flags
 """
 
 

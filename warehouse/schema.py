@@ -134,7 +134,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         3,
         "posts.quality_flags: what was odd about a post as received (repaired text, client clock ahead...)",
         """
-        ALTER TABLE posts ADD COLUMN quality_flags VARCHAR[] NOT NULL DEFAULT [];
+        ALTER TABLE posts ADD COLUMN IF NOT EXISTS quality_flags VARCHAR[] DEFAULT [];
         """,
     ),
 ]
