@@ -162,6 +162,57 @@ def bench_reddit_collect(n: int = 100_000) -> dict[str, float]:
     }
 
 
+@benchmark("bluesky")
+def bench_bluesky_collect(n: int = 40_000) -> dict[str, float]:
+    """Bluesky collection end to end (atproto → loopback HTTP → normalize → DuckDB) on a generated corpus
+    of `n` items (~45% Bluesky): a first pass over the default queries with reply threads, then a pass
+    with nothing new. Also pure normalization speed on the postViews the server renders."""
+    from collectors.bluesky import BlueskyCollector, BlueskyOptions
+    from collectors.bluesky_normalize import normalize_post
+    from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE, BlueskyReplay
+    from collectors.replay.corpus import BLUESKY_DEFAULT_QUERIES, generate_corpus
+    from leakwatch.collect import run_collection
+    from leakwatch.config import load_config
+
+    items = generate_corpus(n, seed=11)
+    with tempfile.TemporaryDirectory() as tmp, BlueskyReplay(items) as server:
+        config_path = Path(tmp) / "leakwatch.toml"
+        config_path.write_text(
+            'data_dir = "data"\n[reddit]\nenabled = false\nqueries = ["x"]\nsubreddits = ["all"]\n'
+            f'[bluesky]\nqueries = {json.dumps(list(BLUESKY_DEFAULT_QUERIES))}\nservice_url = "{server.url}"\n'
+            '[stance]\n[[stance.targets]]\nname = "openai"\ndescription = "OpenAI"\n', encoding="utf-8")
+        config = load_config(config_path)
+        options = BlueskyOptions(service_url=server.url, queries=list(BLUESKY_DEFAULT_QUERIES),
+                                 start=datetime(2024, 11, 1, tzinfo=UTC))
+
+        def collector() -> BlueskyCollector:
+            return BlueskyCollector(options, DEMO_HANDLE, DEMO_APP_PASSWORD)
+
+        t1 = time.perf_counter()
+        first = run_collection(config, collector())
+        t2 = time.perf_counter()
+        requests = len(server.requests)
+        second = run_collection(config, collector())
+        t3 = time.perf_counter()
+        if first.status != "ok" or second.status != "ok" or second.inserted:
+            raise RuntimeError(f"bluesky benchmark did not collect as expected: {first} {second}")
+        views = [server.post_view(i) for i in server.items[:2000]] * 10
+        t4 = time.perf_counter()
+        for view in views:
+            normalize_post(view, ("sora leak",))
+        t5 = time.perf_counter()
+    return {
+        "corpus_bluesky_items": len(server.items),
+        "first_pass_posts": first.inserted,
+        "first_pass_requests": requests,
+        "first_pass_s": round(t2 - t1, 1),
+        "first_pass_posts_per_s": round(first.inserted / (t2 - t1)),
+        "second_pass_s": round(t3 - t2, 2),
+        "second_pass_requests": len(server.requests) - requests,
+        "normalize_items_per_s": round(len(views) / (t5 - t4)),
+    }
+
+
 def _generate_labelled_posts(con, n: int, model: str = "bench-model") -> None:
     """n posts over 20 weeks on two platforms, 50k authors, labels for two targets; all in SQL."""
     warehouse.configure(con, ["openai", "artists"], model)

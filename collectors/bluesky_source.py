@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -31,9 +32,15 @@ class BlueskySettings(SourceSettings):
     # (or whose hitsTotal says more) is sliced by time so a long backfill stays complete.
     search_result_cap: int = Field(10000, ge=1)
     fetch_threads: bool = True  # also store the reply threads of matched posts (getPostThread)
-    # Re-search this many hours before the checkpoint on every pass, to notice edits, deletions,
-    # new counts and (with fetch_threads) new replies; 0 = only what is new (one request per query).
-    revisit_hours: float = Field(0, ge=0)
+    # A revisit re-searches this many hours before the checkpoint and looks up stored posts the search
+    # no longer returns, so edits and deletions are recorded (also new counts and, with fetch_threads,
+    # new replies); 0 = never revisit.
+    revisit_hours: float = Field(48, ge=0)
+    # How often a pass revisits; the passes in between fetch only what is new (one request per query
+    # when nothing is). 0 = every pass.
+    revisit_every_hours: float = Field(24, ge=0)
+    # Every pass re-searches this far before the newest post seen, for posts the AppView indexed late.
+    overlap_minutes: float = Field(10, ge=0, le=7 * 24 * 60)
     thread_depth: int = Field(10, ge=1, le=1000)
     timeout_seconds: float = Field(30, gt=0)
 
@@ -52,12 +59,23 @@ def build(settings: BlueskySettings, secrets: Mapping[str, str], *, since: datet
         fetch_threads=settings.fetch_threads,
         thread_depth=settings.thread_depth,
         revisit=timedelta(hours=settings.revisit_hours),
+        revisit_every=timedelta(hours=settings.revisit_every_hours),
+        overlap=timedelta(minutes=settings.overlap_minutes),
         timeout=settings.timeout_seconds,
         retry=RetryPolicy(attempts=settings.retries + 1, base_delay=settings.backoff_seconds,
                           max_rate_limit_wait=settings.max_rate_limit_wait_seconds),
     )
     return BlueskyCollector(bluesky, secrets["BLUESKY_HANDLE"], secrets["BLUESKY_APP_PASSWORD"],
                             since=since, until=until, **options)
+
+
+def resumes_mid_listing(cursor: str | None) -> bool:
+    """A Bluesky cursor also keeps owed threads and the last revisit; only pending time windows mean
+    a backfill stopped midway."""
+    try:
+        return bool(json.loads(cursor or "{}").get("windows"))
+    except (ValueError, AttributeError):
+        return False
 
 
 @contextmanager
@@ -85,6 +103,7 @@ SOURCE = Source(
     engagement_sql=("coalesce(p.like_count, 0) + coalesce(p.repost_count, 0) + coalesce(p.quote_count, 0) "
                     "+ coalesce(p.reply_count, 0)"),
     engagement_text="likes + reposts + quotes + replies",
+    resumes_mid_listing=resumes_mid_listing,
     # A post's `url` is a link it embeds; its own address is built from the at:// URI.
     post_url=lambda post_id, url: post_web_url(post_id),
     example_settings={"queries": ["sora leak"]},

@@ -111,6 +111,14 @@ def stored_ids(tmp_path: Path) -> set[str]:
     return {row[0] for row in query(tmp_path, "SELECT post_id FROM posts WHERE platform = 'bluesky'")}
 
 
+def checkpoint_state(tmp_path: Path, key: str = "bsky:sora leak") -> dict:
+    """The JSON state a Bluesky checkpoint keeps (pending windows, owed threads, last revisit...)."""
+    import json
+
+    [(cursor,)] = query(tmp_path, "SELECT cursor FROM checkpoints WHERE query_key = ?", [key])
+    return json.loads(cursor) if cursor else {}
+
+
 def last_run(tmp_path: Path) -> dict:
     cols = ["status", "pages", "fetched", "inserted", "updated", "skipped", "rate_limit_waits", "caps_hit", "error"]
     row = query(tmp_path, f"SELECT {', '.join(cols)} FROM runs ORDER BY run_id DESC LIMIT 1")[0]

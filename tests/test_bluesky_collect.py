@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from bluesky_support import (
     T0,
+    checkpoint_state,
     collect,
     item,
     last_run,
@@ -32,7 +33,8 @@ def corpus():
 def test_pages_to_the_checkpoint_then_one_request_per_query(tmp_path, corpus):
     matching = corpus[:45]
     with BlueskyReplay(corpus, now=T0 + timedelta(minutes=30)) as server:
-        config = write_config(tmp_path, server, page_size=10)
+        # A post a minute: the 5-minute overlap of later passes fits in one page of 10.
+        config = write_config(tmp_path, server, page_size=10, overlap_minutes=5)
         first = collect(config)
         assert first.returncode == 0, first.stderr
         visible = [i for i in matching if i.created_at <= server.now]
@@ -45,8 +47,9 @@ def test_pages_to_the_checkpoint_then_one_request_per_query(tmp_path, corpus):
         assert all(p["sort"] == ["latest"] and p["limit"] == ["10"] for p in params)
         assert [p.get("cursor", [None])[0] for p in params] == [None, "10", "20", "30"]
         assert params[0]["since"] == ["2024-11-01T00:00:00.000000Z"]
-        checkpoint = query(tmp_path, "SELECT newest_id, cursor FROM checkpoints WHERE query_key = 'bsky:sora leak'")
-        assert checkpoint == [(post_uri(visible[-1]), None)]
+        checkpoint = query(tmp_path, "SELECT newest_id FROM checkpoints WHERE query_key = 'bsky:sora leak'")
+        assert checkpoint == [(post_uri(visible[-1]),)]
+        assert "windows" not in checkpoint_state(tmp_path)  # nothing left to fetch
 
         # Nothing new: one request, nothing inserted, nothing changed.
         server.requests.clear()
@@ -65,7 +68,7 @@ def test_pages_to_the_checkpoint_then_one_request_per_query(tmp_path, corpus):
         assert stored_ids(tmp_path) == uris(matching)
         run = last_run(tmp_path)
         assert run["inserted"] == 14
-        assert len(server.requests_to(SEARCH)) == 2  # 15 results (14 new + the checkpoint's post)
+        assert len(server.requests_to(SEARCH)) == 2  # 20 results (14 new + the 6 of the overlap)
         assert query(tmp_path, "SELECT count(*) FROM post_versions")[0][0] == 45  # one 'created' each
 
 
@@ -121,7 +124,7 @@ def test_threads_are_fetched_with_parent_and_root(tmp_path):
     under_gone = item(5, T0 + timedelta(minutes=5), "answer to a deleted reply", kind="reply", parent=gone)
     blocked = item(6, T0 + timedelta(minutes=6), "blocked reply", kind="reply", parent=root)
     lonely = item(7, T0 + timedelta(minutes=7), "Another sora leak post without replies")
-    broken = item(8, T0 + timedelta(minutes=8), "a reply the SDK refuses", kind="reply", parent=first)
+    broken = item(8, T0 + timedelta(minutes=8), "a reply without an author DID", kind="reply", parent=first)
     with BlueskyReplay([root, first, nested, gone, under_gone, blocked, lonely, broken]) as server:
         server.blocked_ids.add(blocked.id)
         server.invalid_ids.add(broken.id)

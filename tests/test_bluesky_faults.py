@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from bluesky_support import last_run, posts_every, query, stored_ids, uris, write_config
+from bluesky_support import checkpoint_state, last_run, posts_every, query, stored_ids, uris, write_config
 
 from collectors.bluesky import BlueskyCollector, BlueskyOptions
 from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE, BlueskyReplay
@@ -114,15 +114,14 @@ def test_persistent_failure_keeps_pages_and_checkpoint_then_resumes(tmp_path, se
     assert stored_ids(tmp_path) == newest_20  # pages 1 and 2 committed
     run = last_run(tmp_path)
     assert (run["status"], run["pages"], run["inserted"]) == ("failed", 2, 20)
-    [(cursor,)] = query(tmp_path, "SELECT cursor FROM checkpoints")
-    assert cursor is not None  # the unfinished rest of the window
+    assert checkpoint_state(tmp_path)["windows"]  # the unfinished rest of the window
 
     server.clear_faults()
     server.on_search = None
     assert harness.run().status == "ok"
     assert stored_ids(tmp_path) == uris(CORPUS)
     assert query(tmp_path, "SELECT count(*) FROM post_versions")[0][0] == 30  # nothing twice
-    assert query(tmp_path, "SELECT cursor FROM checkpoints") == [(None,)]
+    assert "windows" not in checkpoint_state(tmp_path)
 
 
 def test_server_side_token_expiry_is_refreshed_mid_run(tmp_path, server):

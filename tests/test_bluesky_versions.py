@@ -24,7 +24,7 @@ def test_revisit_records_edits_and_deletions(tmp_path):
     deleted = item(12, T0 + timedelta(minutes=12), "sora leak hot take", deleted_at=later)
     corpus = [*kept, edited, drifted, deleted]
     with BlueskyReplay(corpus, now=T0 + timedelta(hours=1)) as server:
-        config = write_config(tmp_path, server, revisit_hours=24)
+        config = write_config(tmp_path, server, revisit_hours=24, revisit_every_hours=0)
         assert collect(config).returncode == 0
         assert stored_ids(tmp_path) == uris(corpus)
 
@@ -47,7 +47,7 @@ def test_revisit_records_edits_and_deletions(tmp_path):
 
     # Deletions are recorded once: a third pass finds nothing more to say.
     with BlueskyReplay(corpus, now=later + timedelta(minutes=2)) as server:
-        config = write_config(tmp_path, server, revisit_hours=24)
+        config = write_config(tmp_path, server, revisit_hours=24, revisit_every_hours=0)
         assert collect(config).returncode == 0
     assert query(tmp_path, "SELECT count(*) FROM post_versions WHERE change = 'deleted'") == [(1,)]
 

@@ -147,6 +147,27 @@ def test_matched_queries_accumulate(db):
     assert rows(db, "SELECT matched_queries FROM posts") == [(["sora artists", "sora leak"],)]
 
 
+def test_quality_flags_follow_the_latest_copy_but_survive_a_deletion(db):
+    warehouse.upsert_posts(db, [post("t3_a", quality_flags=("text_repaired",))])
+    assert rows(db, "SELECT quality_flags FROM posts") == [(["text_repaired"],)]
+    warehouse.upsert_posts(db, [post("t3_a")])  # the same post, now served clean
+    assert rows(db, "SELECT quality_flags FROM posts") == [([],)]
+    warehouse.upsert_posts(db, [post("t3_a", quality_flags=("created_at_after_indexed_at",))])
+    warehouse.upsert_posts(db, [post("t3_a", text="", deleted=True)])
+    assert rows(db, "SELECT quality_flags, deleted FROM posts") == [(["created_at_after_indexed_at"], True)]
+
+
+def test_lone_surrogates_never_reach_arrow_from_the_bluesky_collector():
+    from collectors.bluesky_normalize import decode_page, scrub
+
+    body, dirty = decode_page(b'{"posts": [{"text": "a\\ud800b"}, {"text": "c\xffd"}, {"text": "ok"}]}')
+    assert dirty
+    fixed = [scrub(view) for view in body["posts"]]
+    assert fixed == [({"text": "a\ufffdb"}, 1), ({"text": "c\ufffdd"}, 1), ({"text": "ok"}, 0)]
+    table = warehouse.posts_to_arrow([post("t3_a", text=fixed[0][0]["text"], raw=fixed[1][0])])
+    assert table.column("text").to_pylist() == ["a\ufffdb"]
+
+
 def test_times_are_stored_as_utc_timestamptz(db):
     warehouse.upsert_posts(db, [post("t3_a", created_at=datetime(2024, 11, 26, 23, 30, tzinfo=UTC))])
     (day,) = rows(db, "SELECT CAST(created_at AS DATE) FROM posts")[0]

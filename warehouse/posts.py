@@ -111,14 +111,16 @@ compared AS (
                OR p.repost_count IS DISTINCT FROM i.repost_count
                OR p.quote_count IS DISTINCT FROM i.quote_count
            ) AS is_update,
-           p.post_id IS NOT NULL AND NOT list_has_all(p.matched_queries, i.matched_queries) AS new_queries
+           p.post_id IS NOT NULL AND NOT list_has_all(p.matched_queries, i.matched_queries) AS new_queries,
+           p.post_id IS NOT NULL AND NOT i.deleted AND p.quality_flags IS DISTINCT FROM i.quality_flags
+               AS new_flags
     FROM incoming i
     LEFT JOIN posts p ON p.platform = i.platform AND p.post_id = i.post_id
 )
 SELECT * FROM compared
 """
 
-_FLAGS = "is_new, is_edit, is_deletion, is_update, new_queries"
+_FLAGS = "is_new, is_edit, is_deletion, is_update, new_queries, new_flags"
 
 _VERSIONS = """
 INSERT INTO post_versions
@@ -183,6 +185,14 @@ WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND s.new_querie
 """
 
 
+# Same reason: quality flags are rewritten only for the rare posts whose flags changed.
+_SET_FLAGS = """
+UPDATE posts SET quality_flags = s.quality_flags
+FROM upsert_stage s
+WHERE posts.platform = s.platform AND posts.post_id = s.post_id AND s.new_flags
+"""
+
+
 def upsert_posts(
     con: duckdb.DuckDBPyConnection,
     posts: Sequence[Post] | pa.Table,
@@ -198,9 +208,9 @@ def upsert_posts(
     con.register("upsert_batch", batch)
     try:
         con.execute(_STAGE)
-        inserted, updated, versions = con.execute(
+        inserted, updated, versions, new_flags = con.execute(
             "SELECT count(*) FILTER (is_new), count(*) FILTER (is_update), "
-            "count(*) FILTER (is_new OR is_edit OR is_deletion) FROM upsert_stage"
+            "count(*) FILTER (is_new OR is_edit OR is_deletion), count(*) FILTER (new_flags) FROM upsert_stage"
         ).fetchone()
         params = {"seen_at": seen_at}
         for statement in (_VERSIONS, _INSERT_NEW, _TOUCH_SEEN):
@@ -208,6 +218,8 @@ def upsert_posts(
         con.execute(_UPDATE_CHANGED)
         con.execute(_SET_FLAGS)
         con.execute(_ADD_QUERIES)
+        if new_flags:
+            con.execute(_SET_FLAGS)
         con.execute("DROP TABLE upsert_stage")
     finally:
         con.unregister("upsert_batch")

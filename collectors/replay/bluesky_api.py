@@ -5,15 +5,22 @@ client can be pointed at it through `Client(base_url=...)`:
 
 - `com.atproto.server.createSession` / `refreshSession`: app-password login; access JWTs carry a
   real `exp` claim (the SDK refreshes on its own 15 minutes before it), refresh JWTs rotate.
-- `app.bsky.feed.searchPosts`: newest first, `since` (inclusive) / `until` (exclusive), `limit`
-  up to 100, an offset `cursor`, and a result cap after which no cursor is given, as upstream.
+- `app.bsky.feed.searchPosts`: newest first by `sortAt` (the earlier of createdAt and indexedAt,
+  as the lexicon says), `since` (inclusive) / `until` (exclusive) on sortAt too, `limit` up to 100,
+  an offset `cursor`, and a result cap after which no cursor is given, as upstream. Hidden hits
+  (`hidden_ids`) still count in offsets and `hitsTotal`, so pages come back shorter than `limit`
+  with a cursor, as real answers do; `send_hits_total = False` leaves hitsTotal out.
 - `app.bsky.feed.getPostThread`: threadViewPost trees with notFoundPost / blockedPost nodes.
 
-The corpus is seen through a settable clock, `now`: only items created by then are served, with
-their edits and deletions as of then, so tests move the clock between collection passes.
+The corpus is seen through a settable clock, `now`: only items indexed by then are served, with
+their edits and deletions as of then, so tests move the clock between collection passes. An item
+counts as indexed when it was created, unless `indexed_at` (or its shape) says otherwise. Real
+record shapes (embeds, facets, labels, odd createdAt strings, broken text...) come from `shapes`:
+see `bluesky_shapes.py`.
 Faults (429, 5xx, slow, truncated) come from the shared `ReplayServer`; the Bluesky-specific ones
 are switches here: access tokens that expire after a number of calls (400 ExpiredToken, as a PDS
-answers), revoked refresh tokens, items that fail the SDK's model validation, blocked items.
+answers), revoked refresh tokens, unusable items (no author DID), blocked and hidden items, thread
+lookups that fail.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from .bluesky_shapes import DROP, INVALID_UTF8_MARK, LONE_SURROGATE_MARK, Shape
 from .corpus import CorpusItem, did_for, format_time, matches
 from .server import Fault, ReplayServer, Request, Response
 
@@ -78,6 +86,7 @@ class BlueskyReplay:
         access_ttl: float = 7200.0,
         result_cap: int | None = None,
         server: ReplayServer | None = None,
+        shapes: dict[str, Shape] | None = None,
     ) -> None:
         self.items = sorted((i for i in items if i.platform == "bluesky"), key=lambda i: (i.created_at, i.id))
         self.by_id = {item.id: item for item in self.items}
@@ -96,8 +105,14 @@ class BlueskyReplay:
         self.access_ttl = access_ttl  # seconds of wall-clock time, in the JWT's exp claim
         self.result_cap = result_cap  # searchPosts gives no cursor past this many results
         self.tokens_expire_after: int | None = None  # calls an access token is good for (None: no limit)
-        self.invalid_ids: set[str] = set()  # items rendered so that the SDK's model validation fails
+        self.invalid_ids: set[str] = set()  # items rendered without their author's DID: to be skipped
         self.blocked_ids: set[str] = set()  # items shown as blockedPost in threads
+        self.hidden_ids: set[str] = set()  # hits the search counts but does not show (takedowns, blocks)
+        self.failing_thread_ids: set[str] = set()  # getPostThread answers 500 for these
+        self.send_hits_total = True
+        self.shapes: dict[str, Shape] = dict(shapes or {})  # real record shapes, by item id
+        # When the AppView indexed an item (default: when it was created); a shape's indexed_at wins.
+        self.indexed_at: dict[str, datetime] = {i: sh.indexed_at for i, sh in self.shapes.items() if sh.indexed_at}
         # Called with the number of each searchPosts call before it is answered: tests use it to
         # change the world at an exact point of a run (expire tokens, queue faults, hold the answer).
         self.on_search: Callable[[int], None] | None = None
@@ -160,11 +175,24 @@ class BlueskyReplay:
             for token in self._access.values():
                 token["exp"] = 0
 
+    def indexed(self, item: CorpusItem) -> datetime:
+        """When the AppView indexed the item."""
+        return self.indexed_at.get(item.id) or item.created_at + INDEX_DELAY
+
+    def in_index(self, item: CorpusItem) -> bool:
+        """Whether the item is served at `now` (deleted or not)."""
+        when = self.indexed_at.get(item.id)
+        return when <= self.now if when is not None else item.visible(self.now)
+
+    def sort_at(self, item: CorpusItem) -> datetime:
+        """What searchPosts sorts and filters on: the earlier of createdAt and indexedAt."""
+        return min(item.created_at, self.indexed(item))
+
     def searchable(self, query: str) -> list[CorpusItem]:
-        """What searchPosts finds for `query` at `now`, newest first (for tests to compare with)."""
+        """What searchPosts finds for `query` at `now`, newest sortAt first (for tests to compare with)."""
         now = self.now
-        hits = [i for i in self.items if i.visible(now) and matches(query, i, now)]
-        return sorted(hits, key=lambda i: (i.created_at, i.id), reverse=True)
+        hits = [i for i in self.items if self.in_index(i) and matches(query, i, now)]
+        return sorted(hits, key=lambda i: (self.sort_at(i), i.id), reverse=True)
 
     # -- sessions --------------------------------------------------------------------------------
     def _jwt(self, scope: str, ttl: float) -> str:
@@ -252,7 +280,7 @@ class BlueskyReplay:
                 "handle": item.author, "displayName": name, "labels": []}
 
     def _alive(self, item: CorpusItem) -> bool:
-        return item.visible(self.now) and not item.is_deleted(self.now)
+        return self.in_index(item) and not item.is_deleted(self.now)
 
     def record(self, item: CorpusItem) -> dict[str, Any]:
         record: dict[str, Any] = {"$type": "app.bsky.feed.post", "text": item.text_at(self.now),
@@ -265,6 +293,11 @@ class BlueskyReplay:
         elif item.url:
             record["embed"] = {"$type": "app.bsky.embed.external",
                                "external": {"uri": item.url, "title": "", "description": ""}}
+        shape = self.shapes.get(item.id)
+        if shape is not None:
+            if shape.created_at is not None:
+                record["createdAt"] = shape.created_at
+            record = _merge(record, shape.record)
         return record
 
     def _embed_view(self, item: CorpusItem) -> dict[str, Any] | None:
@@ -284,10 +317,9 @@ class BlueskyReplay:
         return None
 
     def _indexed_at(self, item: CorpusItem) -> str:
-        return format_time(item.created_at + INDEX_DELAY)
+        return format_time(self.indexed(item))
 
     def post_view(self, item: CorpusItem) -> dict[str, Any]:
-        now = self.now
         view: dict[str, Any] = {
             "$type": "app.bsky.feed.defs#postView",
             "uri": post_uri(item),
@@ -305,8 +337,11 @@ class BlueskyReplay:
         if embed:
             view["embed"] = embed
         if item.id in self.invalid_ids:
-            view["likeCount"] = "lots"  # not an integer: the SDK's strict model refuses the postView
-        assert item.visible(now)
+            view["author"] = {"handle": item.author}  # no DID: a post nobody can attribute
+        shape = self.shapes.get(item.id)
+        if shape is not None:
+            view = _merge(view, shape.view)
+        assert self.in_index(item)
         return view
 
     # -- searchPosts -----------------------------------------------------------------------------
@@ -330,13 +365,15 @@ class BlueskyReplay:
             return _error(400, "InvalidRequest", "Error: malformed cursor")
         offset = int(cursor or 0)
         hits = [i for i in self.searchable(query)
-                if (low is None or i.created_at >= low) and (high is None or i.created_at < high)]
+                if (low is None or self.sort_at(i) >= low) and (high is None or self.sort_at(i) < high)]
         cap = self.result_cap if self.result_cap is not None else len(hits)
         end = min(offset + limit, cap, len(hits))
-        body: dict[str, Any] = {"posts": [self.post_view(i) for i in hits[offset:end]], "hitsTotal": len(hits)}
+        body: dict[str, Any] = {"posts": [self.post_view(i) for i in hits[offset:end] if i.id not in self.hidden_ids]}
+        if self.send_hits_total:
+            body["hitsTotal"] = len(hits)
         if end < min(cap, len(hits)):
             body["cursor"] = str(end)
-        return Response(200, body)
+        return _encoded(body)
 
     # -- getPostThread ---------------------------------------------------------------------------
     def _find(self, uri: str) -> CorpusItem | None:
@@ -356,11 +393,11 @@ class BlueskyReplay:
         if depth > 0:
             replies = []
             for reply in self.replies.get(item.id, ()):
-                if not reply.visible(self.now):
+                if not self.in_index(reply):
                     continue
                 if reply.is_deleted(self.now):
                     # A deleted reply shows as notFoundPost only while replies hang from it.
-                    if any(r.visible(self.now) for r in self.replies.get(reply.id, ())):
+                    if any(self.in_index(r) for r in self.replies.get(reply.id, ())):
                         replies.append({"$type": "app.bsky.feed.defs#notFoundPost", "uri": post_uri(reply),
                                         "notFound": True})
                     continue
@@ -377,6 +414,8 @@ class BlueskyReplay:
         item = self._find(uri)
         if item is None:
             return _error(400, "NotFound", f"Post not found: {uri}")
+        if item.id in self.failing_thread_ids:
+            return _error(500, "InternalServerError", "Internal Server Error")
         thread = self._thread_node(item, depth)
         node, current = thread, item
         for _ in range(height):
@@ -389,4 +428,25 @@ class BlueskyReplay:
                 break
             node["parent"] = {"$type": "app.bsky.feed.defs#threadViewPost", "post": self.post_view(parent)}
             node, current = node["parent"], parent
-        return Response(200, {"thread": thread})
+        return _encoded({"thread": thread})
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` on top; a change of DROP removes the key."""
+    if not changes:
+        return base
+    merged = dict(base)
+    for key, value in changes.items():
+        if value is DROP:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _encoded(body: dict[str, Any]) -> Response:
+    """The JSON answer as bytes; text marks become the broken bytes real answers carry (see bluesky_shapes)."""
+    data = json.dumps(body).encode()  # ASCII: the marks appear as their \u escapes
+    if b"\\ue00" in data:
+        data = data.replace(INVALID_UTF8_MARK, b"\xff").replace(LONE_SURROGATE_MARK, b"\\ud800")
+    return Response(200, data)

@@ -1,7 +1,7 @@
 """A small threaded HTTP server on 127.0.0.1 with switchable faults, the base of both replay APIs.
 
 Platform servers register routes; tests and the demo queue faults (429 with Retry-After, 5xx,
-slow answers, truncated JSON, 401) that hit the next matching requests.
+slow answers, truncated JSON, 401, a 400 whose body was cut short) that hit the next matching requests.
 """
 
 from __future__ import annotations
@@ -197,6 +197,8 @@ class ReplayServer:
             response = Response(400, {"message": "Bad Request", "error": 400, "reason": "BAD_REQUEST"})
         elif fault and fault.kind == "401":
             response = Response(401, {"error": "ExpiredToken", "message": "Token has expired"})
+        elif fault and fault.kind == "400-truncated":  # an error answer cut short on the way
+            response = Response(400, b'{"error": "InvalidRequ')
         else:
             handler = self._find_handler(method, request)
             if handler is None:
