@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 import warehouse
+from analysis.export.csv_file import write_csv
 from warehouse import annotations as store
 
 from .config import Config
-from .export import neutralize, write_csv_atomically
 
 CONTEXT_COLUMNS = ["sample_id", "position", "platform", "post_id", "coders_needed", "community", "author_handle",
                    "created_at", "title", "text", "parent_text", "url", "coder"]
@@ -75,9 +75,9 @@ def export_sample(config: Config, sample_id: int | None, out: Path) -> tuple[int
         sample_id = sample_id or _latest_sample(con)
         posts = store.sample_posts(con, sample_id)
     rows = [[p.sample_id, p.position, p.platform, p.post_id, p.coders_needed, p.community, p.author_handle,
-             p.created_at.isoformat(), neutralize(p.title or ""), neutralize(p.text), neutralize(p.parent_text or ""),
+             p.created_at.isoformat(), p.title or "", p.text, p.parent_text or "",
              p.url, "", *([""] * len(targets))] for p in posts]
-    write_csv_atomically(out, [*CONTEXT_COLUMNS, *targets], rows)
+    write_csv(out, [*CONTEXT_COLUMNS, *targets], rows)
     return sample_id, len(rows)
 
 

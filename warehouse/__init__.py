@@ -5,8 +5,7 @@ loaded on first use (PEP 562), so `import warehouse.records` — what collectors
 duckdb.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: it would shadow the submodule warehouse.annotations.
 from importlib import import_module
 from typing import Any
 
