@@ -93,7 +93,7 @@ def collect(app: App, platform: str | None, since: str | None, until: str | None
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
 @click.option("--max-rows", default=200, show_default=True, help="Rows shown in table output.")
 @click.option("--table", "table_specs", multiple=True, metavar="NAME=PATH",
-              help="Read a local .csv, .parquet or .json file as table NAME (repeatable); SQL itself cannot read files.")
+              help="Read a local .csv, .parquet or .json file as table NAME (repeatable); SQL cannot read files.")
 @pass_app
 def sql(app: App, query: str | None, as_csv: bool, as_json: bool, max_rows: int,
         table_specs: tuple[str, ...]) -> int:
