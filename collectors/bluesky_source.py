@@ -32,9 +32,9 @@ class BlueskySettings(SourceSettings):
     fetch_threads: bool = True  # also store the reply threads of matched posts (getPostThread)
     # Re-search this many hours before the checkpoint on every pass, to notice edits, deletions,
     # new counts and (with fetch_threads) new replies; 0 = only what is new (one request per query).
-    revisit_hours: float = Field(0, ge=0)
+    revisit_hours: float = Field(0, ge=0, le=24 * 365)
     thread_depth: int = Field(10, ge=1, le=1000)
-    timeout_seconds: float = Field(30, gt=0)
+    timeout_seconds: float = Field(30, gt=0, le=600)
 
 
 def build(settings: BlueskySettings, secrets: Mapping[str, str], *, since: datetime | None = None,

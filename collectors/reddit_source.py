@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import Collector
 from .registry import DemoPass, DemoSession, Source
-from .settings import SourceSettings
+from .settings import SourceSettings, no_blank_entries
 
 SECRETS = ("REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET", "REDDIT_USER_AGENT")
 
@@ -33,9 +33,14 @@ class RedditSettings(SourceSettings):
     # `more` links resolved per thread (one request each); 0 keeps only the first answer's comments.
     replace_more_limit: int = Field(32, ge=0)
     # Threads younger than this are refetched on later passes (new comments, edits, deletions); 0 = never.
-    refresh_days: float = Field(3, ge=0)
+    refresh_days: float = Field(3, ge=0, le=365)
     # Seconds to wait for an answer before prawcore retries (then `retries` more attempts of ours).
-    timeout_seconds: float = Field(16, gt=0)
+    timeout_seconds: float = Field(16, gt=0, le=600)
+
+    @field_validator("subreddits")
+    @classmethod
+    def _no_blank_subreddits(cls, value: list[str]) -> list[str]:
+        return no_blank_entries(value)
 
 
 def build(settings: RedditSettings, secrets: Mapping[str, str], *, since: datetime | None = None,
