@@ -9,6 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from .errors import WarehouseError
+from .transaction import transaction
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -165,8 +166,7 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str) -> list[int]:
     for version, description, sql in MIGRATIONS:
         if version <= current:
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             if version == 1:
                 con.execute(
                     "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
@@ -176,9 +176,5 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str) -> list[int]:
             con.execute(
                 "INSERT INTO schema_version VALUES (?, ?, now())", [version, description]
             )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         applied.append(version)
     return applied
