@@ -79,6 +79,7 @@ SOURCE = Source(
     build=build,
     secrets=SECRETS,
     kinds=("post", "reply", "quote"),
+    launched=date(2022, 1, 1),  # a safe bound before the network's first posts (public beta: 2023)
     color="#1c7ed6",
     # Bluesky's likes, reposts, quotes and replies.
     engagement_sql=("coalesce(p.like_count, 0) + coalesce(p.repost_count, 0) + coalesce(p.quote_count, 0) "

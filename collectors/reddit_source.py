@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
@@ -108,6 +108,7 @@ SOURCE = Source(
     build=build,
     secrets=SECRETS,
     kinds=("submission", "comment"),
+    launched=date(2005, 6, 23),  # reddit.com went online in June 2005
     color="#d9480f",
     # Reddit's net score plus comments.
     engagement_sql="coalesce(p.score, 0) + coalesce(p.reply_count, 0)",

@@ -114,6 +114,9 @@ def _run_collection(
     platform = collector.platform
     path = config.warehouse_path
     with warehouse.writing(path) as con:
+        launched = registry.earliest_launch()
+        if launched is not None:  # the plausible post dates start at the earliest source's launch
+            warehouse.set_plausible_since(con, launched)
         abandoned = warehouse.close_abandoned_runs(con, platform)
         if abandoned:
             log.warning("%s: %d earlier run(s) had been interrupted; resuming from checkpoints",

@@ -131,6 +131,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP VIEW IF EXISTS stance_weekly;
         """,
     ),
+    (
+        3,
+        "plausible date range: period views leave out posts dated before the earliest source launch or "
+        "after now plus a day; posts_out_of_range lists them",
+        # The views are recreated after the migration; the setting's default is the warehouse's own
+        # (no source launched before 1990) until the edge writes the registry's earliest launch.
+        """
+        INSERT OR IGNORE INTO settings VALUES ('plausible_since', '1990-01-01');
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
