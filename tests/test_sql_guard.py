@@ -125,6 +125,11 @@ def test_table_option_reads_local_files_before_the_lock(world: Path):
     assert result.stdout.splitlines() == ["name,n,posts", "alpha,1,1", "beta,2,1"]
     bad = run_cli("--config", config, "sql", "--table", "mine=/nonexistent/x.csv", "SELECT 1")
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "x.csv" in bad.stderr
+    shadow = run_cli("--config", config, "sql", "--table", f"Posts={world / 'data.csv'}", "SELECT 1")
+    assert shadow.returncode == 1 and "already has a table or view named Posts" in shadow.stderr
+    twice = run_cli("--config", config, "sql", "--csv", "--table", f"a={world / 'data.csv'}",
+                    "--table", f"b={world / 'data.csv'}", "SELECT count(*) AS n FROM a, b")
+    assert twice.stdout.splitlines() == ["n", "4"], twice.stderr
     odd = run_cli("--config", config, "sql", "--table", f"mine={world / 'secret.txt'}", "SELECT 1")
     assert odd.returncode == 1 and ".csv, .parquet or .json" in odd.stderr
 

@@ -72,6 +72,10 @@ def _load_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, Path]) -> 
             raise SqlError(f"--table {name}={path}: only .csv, .parquet or .json files can be read")
         if not path.is_file():
             raise SqlError(f"--table {name}={path}: no such file")
+        taken = con.execute("SELECT count(*) FROM information_schema.tables WHERE lower(table_name) = lower(?)",
+                            [name]).fetchone()[0]
+        if taken:  # a temporary table would shadow the warehouse's own
+            raise SqlError(f"--table {name}={path}: the warehouse already has a table or view named {name}")
         try:
             con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT * FROM {reader}(?)', [str(path)])
         except duckdb.Error as exc:
