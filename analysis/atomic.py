@@ -1,8 +1,10 @@
 """The one atomic writer of the project: files and folders appear whole under their final name or not at all.
 
 Everything is written under a temporary name beside the final one (`.<name>.<pid>.tmp`) and renamed
-into place on success; a failure removes the temporary. A killed process leaves only a temporary,
-which `remove_stale_temps` clears on the next run (a live process's temporaries are left alone).
+into place on success; a failure removes the temporary. A folder replacing a folder swaps in by two
+renames (the old one moved aside as `.<name>.old.<pid>.tmp`), so its files change together. A killed
+process leaves only temporaries, which `remove_stale_temps` clears on the next run (a live process's
+temporaries are left alone).
 """
 
 from __future__ import annotations
@@ -34,11 +36,28 @@ def atomic_path(final: Path) -> Iterator[Path]:
     try:
         yield temp
         if temp.is_dir() and final.exists():
-            _remove(final)  # os.replace cannot put a folder over a folder
-        os.replace(temp, final)
+            _swap_folder(temp, final)
+        else:
+            os.replace(temp, final)
     except BaseException:
         _remove(temp)
         raise
+
+
+def _swap_folder(new: Path, final: Path) -> None:
+    """Put the folder `new` in place of the folder `final`. os.replace cannot put a folder over a
+    folder, so the old one steps aside whole, the new one takes its name whole, and the old one is
+    removed: at any moment `final` is the whole old folder, the whole new one, or absent (a kill
+    between the two renames; the next run's `remove_stale_temps` clears what is left)."""
+    aside = final.with_name(f".{final.name}.old.{os.getpid()}.tmp")
+    _remove(aside)
+    os.replace(final, aside)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        os.replace(aside, final)  # put the old folder back
+        raise
+    _remove(aside)
 
 
 @contextmanager

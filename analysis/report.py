@@ -117,6 +117,11 @@ def gather(
         platforms=list(platforms),
         notes=list(trends.notes),
     )
+    odd = sum(row["posts"] for row in warehouse.out_of_range(con))
+    if odd:
+        data.notes.append(f"{odd} posts dated outside the plausible range (before the earliest platform launch "
+                          "or after tomorrow) are left out of this report; they are kept in the warehouse "
+                          "(SELECT * FROM posts_out_of_range)")
     if data.model_id is not None and not trends.rows:
         data.notes.insert(0, f"no posts labelled by the current model {data.model_id} in this window")
     return data

@@ -35,14 +35,14 @@ class BlueskySettings(SourceSettings):
     # A revisit re-searches this many hours before the checkpoint and looks up stored posts the search
     # no longer returns, so edits and deletions are recorded (also new counts and, with fetch_threads,
     # new replies); 0 = never revisit.
-    revisit_hours: float = Field(48, ge=0)
+    revisit_hours: float = Field(48, ge=0, le=24 * 365)
     # How often a pass revisits; the passes in between fetch only what is new (one request per query
     # when nothing is). 0 = every pass.
-    revisit_every_hours: float = Field(24, ge=0)
+    revisit_every_hours: float = Field(24, ge=0, le=24 * 365)
     # Every pass re-searches this far before the newest post seen, for posts the AppView indexed late.
     overlap_minutes: float = Field(10, ge=0, le=7 * 24 * 60)
     thread_depth: int = Field(10, ge=1, le=1000)
-    timeout_seconds: float = Field(30, gt=0)
+    timeout_seconds: float = Field(30, gt=0, le=600)
 
 
 def build(settings: BlueskySettings, secrets: Mapping[str, str], *, since: datetime | None = None,
@@ -98,6 +98,7 @@ SOURCE = Source(
     build=build,
     secrets=SECRETS,
     kinds=("post", "reply", "quote"),
+    launched=date(2022, 1, 1),  # a safe bound before the network's first posts (public beta: 2023)
     color="#1c7ed6",
     # Bluesky's likes, reposts, quotes and replies.
     engagement_sql=("coalesce(p.like_count, 0) + coalesce(p.repost_count, 0) + coalesce(p.quote_count, 0) "

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import Collector
 from .registry import DemoPass, DemoSession, Source
-from .settings import SourceSettings
+from .settings import SourceSettings, no_blank_entries
 
 SECRETS = ("REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET", "REDDIT_USER_AGENT")
 
@@ -33,12 +33,17 @@ class RedditSettings(SourceSettings):
     # `more` links resolved per thread (one request each); 0 keeps only the first answer's comments.
     replace_more_limit: int = Field(32, ge=0)
     # Threads younger than this are refetched on later passes (new comments, edits, deletions); 0 = never.
-    refresh_days: float = Field(3, ge=0)
+    refresh_days: float = Field(3, ge=0, le=365)
     # Incremental passes read this far below the last checkpoint: Reddit lists same-second posts in
     # no id order and its search index adds some posts late. Posts already stored cost nothing.
     overlap_minutes: float = Field(60, ge=0, le=7 * 24 * 60)
     # Seconds to wait for an answer before prawcore retries (then `retries` more attempts of ours).
-    timeout_seconds: float = Field(16, gt=0)
+    timeout_seconds: float = Field(16, gt=0, le=600)
+
+    @field_validator("subreddits")
+    @classmethod
+    def _no_blank_subreddits(cls, value: list[str]) -> list[str]:
+        return no_blank_entries(value)
 
 
 def build(settings: RedditSettings, secrets: Mapping[str, str], *, since: datetime | None = None,
@@ -107,6 +112,7 @@ SOURCE = Source(
     build=build,
     secrets=SECRETS,
     kinds=("submission", "comment"),
+    launched=date(2005, 6, 23),  # reddit.com went online in June 2005
     color="#d9480f",
     # Reddit's net score plus comments.
     engagement_sql="coalesce(p.score, 0) + coalesce(p.reply_count, 0)",

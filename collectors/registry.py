@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from importlib import import_module
 from typing import Any
 
@@ -65,6 +65,9 @@ class Source:
     secrets: tuple[str, ...] = ()  # environment variables the collector needs
     kinds: tuple[str, ...] = ()  # the `kind` values its posts take, thread roots first
     color: str = "#868e96"  # plot colour
+    # The earliest day its posts can have been written (the platform's launch, or a safe bound before
+    # it). The earliest of all sources bounds the plausible post dates; None: no bound of its own.
+    launched: date | None = None
     # SQL over the posts table (alias p): the engagement the report ranks posts by, and in words.
     engagement_sql: str = "0"
     engagement_text: str = ""
@@ -112,6 +115,12 @@ def unregister(name: str) -> None:
 def sources() -> list[Source]:
     _load_builtin()
     return list(_sources.values())
+
+
+def earliest_launch() -> date | None:
+    """The first day any registered source's posts can date from (the plausible range starts there)."""
+    days = [s.launched for s in sources() if s.launched is not None]
+    return min(days) if days else None
 
 
 def names() -> list[str]:

@@ -92,16 +92,20 @@ def collect(app: App, platform: str | None, since: str | None, until: str | None
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
 @click.option("--max-rows", default=200, show_default=True, help="Rows shown in table output.")
+@click.option("--table", "table_specs", multiple=True, metavar="NAME=PATH",
+              help="Read a local .csv, .parquet or .json file as table NAME (repeatable); SQL cannot read files.")
 @pass_app
-def sql(app: App, query: str | None, as_csv: bool, as_json: bool, max_rows: int) -> int:
+def sql(app: App, query: str | None, as_csv: bool, as_json: bool, max_rows: int,
+        table_specs: tuple[str, ...]) -> int:
     """Run read-only SQL on the warehouse; with no QUERY, an interactive prompt."""
     path = app.config.warehouse_path
+    tables = dict(sql_mod.parse_table_option(spec) for spec in table_specs)
     if query is None:
         if not sys.stdin.isatty():
             query = sys.stdin.read()
         else:
-            return sql_mod.interactive(path, app.console, max_rows)
-    for result in sql_mod.run_query(path, query):
+            return sql_mod.interactive(path, app.console, max_rows, tables)
+    for result in sql_mod.run_query(path, query, tables):
         if as_csv:
             sql_mod.write_csv(result)
         elif as_json:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import filelock
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -16,6 +21,7 @@ from collectors import registry
 from collectors.base import Collector, CollectorError
 
 from .config import Config, require_env
+from .errors import CollectionBusyError
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +57,52 @@ def make_collector(config: Config, platform: str, since: datetime | None = None,
     return registry.build(platform, config.source_settings(platform), secrets, since, until, **options)
 
 
+@contextmanager
+def collecting(warehouse_path: Path, platform: str) -> Iterator[None]:
+    """One collection per platform and warehouse at a time, whichever process runs it.
+
+    Without it, a manual `collect` would take the daemon's live run for one left behind by a killed
+    process and mark it interrupted. An OS file lock: the OS frees it when the holder dies.
+    """
+    lock_path = warehouse_path.with_name(f"{warehouse_path.name}.{platform}.collect.lock")
+    info_path = lock_path.with_suffix(".pid")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        try:
+            holder = info_path.read_text(encoding="utf-8").strip()
+        except OSError:
+            holder = "another process"
+        raise CollectionBusyError(
+            f"a {platform} collection ({holder}) is already running on {warehouse_path}; "
+            "wait for it to finish (its pages show up in `leakwatch status` as they commit)"
+        ) from None
+    try:
+        info_path.write_text(f"pid {os.getpid()}\n", encoding="utf-8")
+        yield
+    finally:
+        info_path.unlink(missing_ok=True)
+        lock.release()
+
+
 def run_collection(
     config: Config,
     collector: Collector,
     console: Console | None = None,
     stop: threading.Event | None = None,
+) -> RunSummary:
+    """One pass, refused (CollectionBusyError) while another process collects the same platform."""
+    with collecting(config.warehouse_path, collector.platform):
+        return _run_collection(config, collector, console, stop)
+
+
+def _run_collection(
+    config: Config,
+    collector: Collector,
+    console: Console | None,
+    stop: threading.Event | None,
 ) -> RunSummary:
     """Authenticate, then stream pages into the warehouse; the run row records the outcome.
 
@@ -67,6 +114,9 @@ def run_collection(
     platform = collector.platform
     path = config.warehouse_path
     with warehouse.writing(path) as con:
+        launched = registry.earliest_launch()
+        if launched is not None:  # the plausible post dates start at the earliest source's launch
+            warehouse.set_plausible_since(con, launched)
         abandoned = warehouse.close_abandoned_runs(con, platform)
         if abandoned:
             log.warning("%s: %d earlier run(s) had been interrupted; resuming from checkpoints",

@@ -31,8 +31,8 @@ def secret_env_vars() -> list[str]:
 
 
 class _Section(BaseModel):
-    # Unknown keys are errors: a typo must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid")
+    # Unknown keys are errors: a typo must not silently fall back to a default; no inf or nan.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class WarehouseSettings(_Section):
@@ -63,11 +63,11 @@ class ScheduleSettings(_Section):
     """`leakwatch run`: collection intervals live with each platform; these are the rest."""
 
     # Each collection start is shifted by up to this many seconds, so runs do not all land on the hour.
-    jitter_seconds: float = Field(60, ge=0)
+    jitter_seconds: float = Field(60, ge=0, le=3600)
     # The weekly export, as a crontab line in UTC (minute hour day month weekday).
     export_cron: str = "15 0 * * mon"
     # On SIGTERM, how long a running job may take to reach a clean stopping point.
-    shutdown_grace_seconds: float = Field(20, gt=0)
+    shutdown_grace_seconds: float = Field(20, gt=0, le=3600)
     # Label new posts after each collection.
     classify_after_collect: bool = True
 
@@ -208,7 +208,20 @@ def parse_config(text: str, source: str, base_dir: Path) -> Config:
     names = [t.name for t in settings.stance.targets]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: stance.targets: target names must be unique (got {names})")
-    return Config(settings, source, base_dir)
+    config = Config(settings, source, base_dir)
+    _check_data_dir(config, source)
+    return config
+
+
+def _check_data_dir(config: Config, source: str) -> None:
+    """data_dir must be a folder, or creatable as one: its nearest existing ancestor is a folder."""
+    path = config.data_dir
+    for existing in (path, *path.parents):
+        if existing.exists():
+            break
+    if not existing.is_dir():
+        why = "" if existing == path else f" cannot be created: {existing}"
+        raise ConfigError(f"{source}: data_dir: {path}{why} is a file, not a folder")
 
 
 def default_config_text() -> str:

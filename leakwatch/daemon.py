@@ -90,12 +90,20 @@ class Daemon:
         return self.config.enabled_sources()
 
     def collect_job(self, platform: str) -> bool:
-        return self._run_job(f"collect {platform}", lambda: self._collect(platform))
+        """Collect, then (if configured and the pass went well) label: two jobs with their own names,
+        so a labelling failure is reported as `classify failed`, not as a failed collection."""
+        outcome: list[bool] = []
+        if not self._run_job(f"collect {platform}", lambda: outcome.append(bool(self._collect(platform)))):
+            return False
+        if outcome and outcome[0] and not self.stop.is_set():
+            return self._run_job("classify", self._classify)
+        return True
 
     def export_job(self) -> bool:
         return self._run_job("export", self._export)
 
-    def _collect(self, platform: str) -> None:
+    def _collect(self, platform: str) -> bool:
+        """One pass; True when labelling should follow it."""
         from .collect import make_collector, run_collection
 
         try:
@@ -110,8 +118,7 @@ class Daemon:
         log.info("%s", summary.line())
         if summary.status == "failed":
             raise JobFailed(summary.line())
-        if summary.status == "ok" and self.config.settings.schedule.classify_after_collect and not self.stop.is_set():
-            self._classify()
+        return summary.status == "ok" and self.config.settings.schedule.classify_after_collect
 
     def _classify(self) -> None:
         from .classify import run_classification
@@ -245,6 +252,8 @@ class Daemon:
                         scheduler.get_job(event.job_id).name if scheduler.get_job(event.job_id) else event.job_id)
 
         scheduler.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
+        # APScheduler logs its own line for the same event; ours above says it once, in our words.
+        _silence_apscheduler_skips()
         return scheduler
 
     def run_forever(self) -> int:
@@ -260,6 +269,19 @@ class Daemon:
         self.wait_idle()
         log.info("daemon stopped cleanly")
         return 0
+
+
+class _DropSkipWarnings(logging.Filter):
+    """APScheduler's "Execution of job ... skipped: maximum number of running instances reached"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Execution of job") or "skipped" not in str(record.msg)
+
+
+def _silence_apscheduler_skips() -> None:
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _DropSkipWarnings) for f in scheduler_log.filters):
+        scheduler_log.addFilter(_DropSkipWarnings())
 
 
 class JobFailed(Exception):

@@ -19,6 +19,10 @@ class DaemonLockError(LeakwatchError):
     """Another daemon already works on this warehouse."""
 
 
+class CollectionBusyError(LeakwatchError):
+    """Another process is collecting the same platform into this warehouse right now."""
+
+
 # One base per package: an error of these types is printed as one line (exit 1), without traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (LeakwatchError, CollectorError, WarehouseError, AnalysisError)
 

@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 import warehouse
-from warehouse.user_sql import Result, SqlError, run_query, shortcut_sql
+from warehouse.user_sql import Result, SqlError, parse_table_option, run_query, shortcut_sql
 
-__all__ = ["Result", "SqlError", "interactive", "print_table", "run_query", "write_csv", "write_json"]
+__all__ = ["Result", "SqlError", "interactive", "parse_table_option", "print_table", "run_query", "write_csv",
+           "write_json"]
 
 
 def _cell(value: Any) -> str:
@@ -50,13 +51,14 @@ def write_json(result: Result, out=sys.stdout) -> None:
 
 
 HELP = """Type SQL ending with ';' (it may span lines). Each statement opens the warehouse read-only
-for just that query, so a running collector is never locked out.
+for just that query, so a running collector is never locked out. SQL cannot read or write
+files; start with --table NAME=PATH to query a local .csv/.parquet/.json file as a table.
   .tables       list tables and views
   .schema NAME  columns of a table or view
   .quit         leave (Ctrl-D works too)"""
 
 
-def interactive(path: Path, console: Console, max_rows: int) -> int:
+def interactive(path: Path, console: Console, max_rows: int, tables: dict[str, Path] | None = None) -> int:
     try:
         import readline  # noqa: F401  (line editing and history when available)
     except ImportError:
@@ -87,7 +89,7 @@ def interactive(path: Path, console: Console, max_rows: int) -> int:
             continue
         query, buffer = buffer, ""
         try:
-            for result in run_query(path, query):
+            for result in run_query(path, query, tables):
                 print_table(result, console, max_rows)
         except (SqlError, warehouse.WarehouseError) as exc:
             console.print(f"[red]error:[/red] {exc}")

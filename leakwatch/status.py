@@ -71,6 +71,11 @@ def show(info: dict[str, Any], console: Console, brief: bool = False) -> None:
         f"schema version {info['schema_version']}, current model: {info['current_model'] or 'none yet'}"
     )
     _table("Posts", info["posts"], console, "none collected yet")
+    odd = sum(row["posts"] for row in info.get("out_of_range", []))
+    if odd:
+        console.print(f"[yellow]{odd} posts dated outside the plausible range[/yellow] (before the earliest "
+                      "platform launch or after tomorrow): kept, but left out of series, reports and exports; "
+                      "see the posts_out_of_range view")
     if not brief:
         _table("Last runs", info["runs"], console, "no collection runs yet", _HIDDEN)
         _table("Checkpoints", info["checkpoints"], console, "none yet", _HIDDEN)

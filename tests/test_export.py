@@ -218,11 +218,12 @@ def test_killed_export_leaves_no_partial_file(tmp_path, seeded):
                                 "--week", "2024-W48"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not (week.exists() and list(week.glob(".posts.csv.*.tmp"))):
+        root = week.parent  # the week is written in a temporary folder beside it, then swapped in
+        while not list(root.glob(".2024-W48.*.tmp/.posts.csv.*.tmp")):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the export never started writing"
             time.sleep(0.05)
-        temp = next(week.glob(".posts.csv.*.tmp"))
+        temp = next(root.glob(".2024-W48.*.tmp/.posts.csv.*.tmp"))
         assert temp.stat().st_size > 0  # half written, under its temporary name
     finally:
         process.kill()
@@ -231,6 +232,7 @@ def test_killed_export_leaves_no_partial_file(tmp_path, seeded):
 
     cli(seeded, "export", check=True)  # the next export completes the week and clears the leftover
     assert sorted(p.name for p in week.iterdir()) == ["manifest.json", "posts.csv", "stance_daily.csv"]
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]
     manifest = json.loads((week / "manifest.json").read_text())
     assert manifest["files"]["posts.csv"]["sha256"] == _sha(week / "posts.csv")
     assert len(_read_csv(week / "posts.csv")) == 4

@@ -192,8 +192,9 @@ def test_failed_page_rolls_back_posts_and_checkpoint(db):
     run_id = warehouse.start_run(db, "reddit", ["q"])
     bad = post("t3_bad", kind=None)  # violates NOT NULL inside the transaction
     checkpoint = Checkpoint("reddit", "q", newest_created_at=T0, newest_id="t3_bad")
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(warehouse.WarehouseError, match="could not write to the warehouse: .*NOT NULL") as caught:
         warehouse.commit_page(db, run_id, Page("reddit", "q", [post("t3_ok"), bad], checkpoint))
+    assert isinstance(caught.value.__cause__, duckdb.Error)
     assert rows(db, "SELECT count(*) FROM posts") == [(0,)]
     assert warehouse.get_checkpoints(db, "reddit") == {}
     assert rows(db, "SELECT pages FROM runs") == [(0,)]

@@ -23,7 +23,8 @@ def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:
 
 
 def week_states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, datetime | None]]:
-    """Per ISO week with posts (2024-W48): posts, current-model labels, the newest label time."""
+    """Per ISO week with posts in the plausible date range (2024-W48): posts, current-model labels,
+    the newest label time."""
     return con.execute(
         """
         WITH label_counts AS (
@@ -34,6 +35,7 @@ def week_states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, dat
         SELECT strftime(p.created_at, '%G-W%V') AS week, count(*) AS posts,
                coalesce(sum(l.labels), 0) AS labels, max(l.last_labelled_at) AS last_labelled_at
         FROM posts p LEFT JOIN label_counts l USING (platform, post_id)
+        WHERE plausible_time(p.created_at)  -- a post dated 9999 makes no week folder (posts_out_of_range)
         GROUP BY week ORDER BY week
         """
     ).fetchall()

@@ -6,6 +6,7 @@ a page of 100 posts and a backfill of 100,000 cost the same few round trips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import re
@@ -221,6 +222,10 @@ def upsert_posts(
         if new_flags:
             con.execute(_SET_FLAGS)
         con.execute("DROP TABLE upsert_stage")
-    finally:
-        con.unregister("upsert_batch")
+    except BaseException:
+        # In an aborted transaction even unregister fails; its error must not hide the real one.
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("upsert_batch")
+        raise
+    con.unregister("upsert_batch")
     return UpsertResult(inserted, updated, versions)

@@ -14,6 +14,7 @@ import duckdb
 
 from .posts import upsert_posts
 from .records import Checkpoint, Page, UpsertResult
+from .transaction import transaction
 
 
 def start_run(con: duckdb.DuckDBPyConnection, platform: str, queries: Sequence[str]) -> int:
@@ -27,8 +28,7 @@ def start_run(con: duckdb.DuckDBPyConnection, platform: str, queries: Sequence[s
 
 def commit_page(con: duckdb.DuckDBPyConnection, run_id: int, page: Page) -> UpsertResult:
     """Store one page, move its checkpoint and count it on the run, all or nothing."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         result = upsert_posts(con, page.posts)
         if page.checkpoint is not None:
             _save_checkpoint(con, page.checkpoint, run_id)
@@ -47,10 +47,6 @@ def commit_page(con: duckdb.DuckDBPyConnection, run_id: int, page: Page) -> Upse
                 run_id,
             ],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from .errors import WarehouseError
+from .transaction import transaction
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -193,6 +194,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE annotations_v3 RENAME TO annotations;
         """,
     ),
+    (
+        6,
+        "plausible date range: period views leave out posts dated before the earliest source launch or "
+        "after now plus a day; posts_out_of_range lists them",
+        # The views are recreated after the migration; the setting's default is the warehouse's own
+        # (no source launched before 1990) until the edge writes the registry's earliest launch.
+        """
+        INSERT OR IGNORE INTO settings VALUES ('plausible_since', '1990-01-01');
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -228,8 +239,7 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str) -> list[int]:
     for version, description, sql in MIGRATIONS:
         if version <= current:
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             if version == 1:
                 con.execute(
                     "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
@@ -239,9 +249,5 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str) -> list[int]:
             con.execute(
                 "INSERT INTO schema_version VALUES (?, ?, now())", [version, description]
             )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         applied.append(version)
     return applied

@@ -32,10 +32,18 @@ def status_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]
             SELECT l.model_id, l.target, count(*) AS labelled,
                    round(100.0 * count(*) / (SELECT count(*) FROM posts), 1) AS coverage_pct
             FROM labels l GROUP BY ALL ORDER BY ALL""")),
+        "out_of_range": out_of_range(con),
         "recent_errors": _dicts(con.execute("""
             SELECT run_id, platform, started_at, status, error FROM runs
             WHERE error IS NOT NULL ORDER BY run_id DESC LIMIT 5""")),
     }
+
+
+def out_of_range(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per platform, posts dated outside the plausible range (kept, but in no series or export)."""
+    return _dicts(con.execute("""
+        SELECT platform, count(*) AS posts, min(created_at) AS earliest, max(created_at) AS latest
+        FROM posts_out_of_range GROUP BY ALL ORDER BY ALL"""))
 
 
 def community_summary(con: duckdb.DuckDBPyConnection, platform: str, kinds: tuple[str, ...]) -> list[tuple]:

@@ -86,13 +86,14 @@ def period_totals(con: duckdb.DuckDBPyConnection, view: str, count: str, since: 
 
 
 def daily_volume(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None) -> list[dict[str, Any]]:
-    """Posts per UTC day and platform (every post collected, labelled or not), empty days as 0."""
+    """Posts per UTC day and platform (every post collected, labelled or not, in the plausible date
+    range), empty days as 0."""
     where, params = _window("day", since, until)
     cursor = con.execute(
         f"""
         WITH daily AS (
             SELECT CAST(timezone('UTC', created_at) AS DATE) AS day, platform, count(*) AS posts
-            FROM posts GROUP BY ALL
+            FROM posts WHERE plausible_time(created_at) GROUP BY ALL
         ), chosen AS (SELECT * FROM daily WHERE {where}),
         days AS (
             SELECT CAST(unnest(generate_series(CAST(min(day) AS TIMESTAMP), CAST(max(day) AS TIMESTAMP),
@@ -125,7 +126,7 @@ def top_posts(con: duckdb.DuckDBPyConnection, since: date | None, until: date | 
         SELECT s.target, s.label, p.platform, p.post_id, CAST(timezone('UTC', p.created_at) AS DATE) AS day,
                p.author_handle, p.title, p.text, p.url, {engagement_sql(engagement)} AS engagement
         FROM stance_labels s JOIN posts p ON p.platform = s.platform AND p.post_id = s.post_id
-        WHERE {where}
+        WHERE {where} AND plausible_time(p.created_at)
         QUALIFY row_number() OVER (PARTITION BY s.target, s.label
                                    ORDER BY engagement DESC, p.platform, p.post_id) <= ?
         ORDER BY s.target, list_position(['favor', 'against', 'none'], s.label), engagement DESC,

@@ -1,10 +1,18 @@
-"""The user-SQL runner of `leakwatch sql`: only reading statements, on a short-lived read-only connection.
+"""The user-SQL runner of `leakwatch sql`: user SQL runs on a connection that cannot touch files.
 
-The command line formats the results; the dot-commands of its prompt translate to SQL here.
+Classifying statements by type is only the friendly first message; it cannot be trusted on its own
+(`WITH w AS (COPY ... TO 'f') SELECT 1` and `EXPLAIN ANALYZE COPY ...` are "queries"). The guarantee is
+the connection: read-only, with DuckDB's external access switched off and its configuration locked,
+so COPY TO, read_text/read_csv, ATTACH, INSTALL/LOAD and `SET enable_external_access = true` all fail.
+Local files the user wants to query are read by leakwatch itself (`--table NAME=PATH`) into TEMP
+tables before the lock. The command line formats the results; the prompt's dot-commands translate
+to SQL here.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +22,20 @@ import duckdb
 from .connection import reading
 from .errors import WarehouseError
 
-# Statement kinds that only read. Everything else (INSERT, COPY, ATTACH, SET, ...) is refused,
-# even though the read-only connection would already stop writes to the warehouse itself.
+# Statement kinds that only read. Everything else (INSERT, COPY, ATTACH, SET, ...) is refused up front.
 _READING = {
     duckdb.StatementType.SELECT,
     duckdb.StatementType.EXPLAIN,
     duckdb.StatementType.PRAGMA,
 }
+
+# The functions that read a local file into a TEMP table for `--table`, by file suffix.
+_TABLE_READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".json": "read_json"}
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+_LOCK = ("SET enable_external_access = false", "SET lock_configuration = true")
+
+_REFUSED = "`leakwatch sql` is read-only and file access is off"
 
 
 class SqlError(WarehouseError):
@@ -38,9 +53,46 @@ def _one_line(exc: Exception) -> str:
     return " ".join(lines[:2]) if lines else type(exc).__name__
 
 
-def run_query(path: Path, query: str) -> list[Result]:
-    """Run every statement in `query` on a short-lived read-only connection."""
+def parse_table_option(text: str) -> tuple[str, Path]:
+    """`NAME=PATH` of `--table` -> (name, path); one clear line when it is not that."""
+    name, sep, path = text.partition("=")
+    name = name.strip()
+    if not sep or not path.strip():
+        raise SqlError(f"--table {text!r}: write it as NAME=PATH.csv (or .parquet, .json)")
+    if not _TABLE_NAME.match(name):
+        raise SqlError(f"--table {text!r}: {name!r} is not a table name (letters, digits, _)")
+    return name, Path(path.strip()).expanduser()
+
+
+def _load_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, Path]) -> None:
+    """Read each local file into a TEMP table, while the connection may still read files."""
+    for name, path in tables.items():
+        reader = _TABLE_READERS.get(path.suffix.lower())
+        if reader is None:
+            raise SqlError(f"--table {name}={path}: only .csv, .parquet or .json files can be read")
+        if not path.is_file():
+            raise SqlError(f"--table {name}={path}: no such file")
+        taken = con.execute("SELECT count(*) FROM information_schema.tables WHERE lower(table_name) = lower(?)",
+                            [name]).fetchone()[0]
+        if taken:  # a temporary table would shadow the warehouse's own
+            raise SqlError(f"--table {name}={path}: the warehouse already has a table or view named {name}")
+        try:
+            con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT * FROM {reader}(?)', [str(path)])
+        except duckdb.Error as exc:
+            raise SqlError(f"--table {name}={path}: cannot read it: {_one_line(exc)}") from None
+
+
+def _lock(con: duckdb.DuckDBPyConnection) -> None:
+    """From here on the connection cannot read or write any file but the warehouse it has open."""
+    for statement in _LOCK:
+        con.execute(statement)
+
+
+def run_query(path: Path, query: str, tables: Mapping[str, Path] | None = None) -> list[Result]:
+    """Run every statement in `query` on a short-lived, read-only, file-access-free connection."""
     with reading(path) as con:
+        _load_tables(con, tables or {})
+        _lock(con)
         try:
             statements = con.extract_statements(query)
         except duckdb.Error as exc:
@@ -60,6 +112,8 @@ def run_query(path: Path, query: str) -> list[Result]:
                 cursor = con.execute(statement.query)
                 columns = [d[0] for d in cursor.description or []]
                 results.append(Result(columns, cursor.fetchall()))
+            except duckdb.PermissionException as exc:
+                raise SqlError(f"{_REFUSED} (read local files with --table NAME=PATH): {_one_line(exc)}") from None
             except duckdb.Error as exc:
                 raise SqlError(f"SQL error: {_one_line(exc)}") from None
         return results

@@ -11,6 +11,9 @@ column per configured target. The period views aggregate it per period, target a
   target in that period; a tie between labels counts as 'none' (a split author takes no side).
   Posts without a known author each count as their own author.
 
+Posts dated outside the plausible range (`plausible_time`: from the earliest source's launch to now
+plus a day) are left out of the period views and listed in `posts_out_of_range`.
+
 Empty periods are kept, not dropped: every day (week) between the first and the last labelled post
 appears for every target and platform, with zero counts and NULL shares and intervals, so a gap in
 the data is visible as a gap rather than silently joined over by a line.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 
 import duckdb
 
@@ -43,6 +47,22 @@ CREATE OR REPLACE MACRO wilson_low(k, n) AS
     CASE WHEN n = 0 THEN NULL ELSE greatest(0.0, wilson_bound(k, n, -1.959963984540054)) END;
 CREATE OR REPLACE MACRO wilson_high(k, n) AS
     CASE WHEN n = 0 THEN NULL ELSE least(1.0, wilson_bound(k, n, 1.959963984540054)) END;
+
+-- The plausible range of created_at: from the earliest source's launch (setting plausible_since,
+-- written by the edge from the sources' registry) to now plus a day. Posts outside it are kept but
+-- left out of every series: one post dated 0001 or 9999 would otherwise stretch a period grid to
+-- millions of rows and overflow the calendar arithmetic of plots and exports.
+CREATE OR REPLACE MACRO plausible_since() AS
+    CAST(coalesce((SELECT value FROM settings WHERE key = 'plausible_since'), '1990-01-01') || ' 00:00:00+00'
+         AS TIMESTAMPTZ);
+CREATE OR REPLACE MACRO plausible_until() AS now() + INTERVAL 1 DAY;
+CREATE OR REPLACE MACRO plausible_time(ts) AS ts >= plausible_since() AND ts < plausible_until();
+
+CREATE OR REPLACE VIEW posts_out_of_range AS
+SELECT platform, post_id, kind, created_at,
+       CASE WHEN created_at < plausible_since()
+            THEN 'before ' || strftime(plausible_since(), '%Y-%m-%d') ELSE 'in the future' END AS reason
+FROM posts WHERE NOT plausible_time(created_at);
 
 CREATE OR REPLACE VIEW stance_labels AS
 SELECT p.platform, p.post_id, p.author_id, p.created_at, l.target, l.label,
@@ -84,7 +104,7 @@ def _counted_posts(bucket: str) -> str:
            count(*) FILTER (label = 'favor') AS favor,
            count(*) FILTER (label = 'against') AS against,
            count(*) FILTER (label = 'none') AS none
-    FROM stance_labels
+    FROM stance_labels WHERE plausible_time(created_at)
     GROUP BY GROUPING SETS ((period, target, platform), (period, target))"""
 
 
@@ -98,7 +118,7 @@ def _counted_authors(bucket: str) -> str:
                count(*) FILTER (label = 'favor') AS n_favor,
                count(*) FILTER (label = 'against') AS n_against,
                count(*) FILTER (label = 'none') AS n_none
-        FROM stance_labels
+        FROM stance_labels WHERE plausible_time(created_at)
         GROUP BY ALL
     ), votes AS (
         SELECT period, target, platform, posts,
@@ -149,6 +169,12 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
     for period, unit in PERIOD_VIEWS:
         con.execute(_period_view(period, unit))
     _create_posts_labeled(con, get_targets(con))
+
+
+def set_plausible_since(con: duckdb.DuckDBPyConnection, since: date) -> None:
+    """The lower bound of plausible post dates (the edge passes the earliest source launch)."""
+    if get_setting(con, "plausible_since") != since.isoformat():
+        con.execute("INSERT OR REPLACE INTO settings VALUES ('plausible_since', ?)", [since.isoformat()])
 
 
 def get_setting(con: duckdb.DuckDBPyConnection, key: str) -> str | None:

@@ -22,6 +22,8 @@ class Week:
         if not match:
             raise ExportError(f"week {text!r} is not an ISO week; write it like 2024-W48")
         year, number = int(match.group(1)), int(match.group(2))
+        if not 1 <= year <= 9998:  # a week of year 9999 ends past the calendar's last day
+            raise ExportError(f"week {text!r} is out of range: years 0001 to 9998")
         try:
             date.fromisocalendar(year, number, 1)
         except ValueError:

@@ -12,8 +12,9 @@ from typing import Any, BinaryIO
 from ..atomic import atomic_file
 from .calendar import timestamp
 
-# What a spreadsheet would read as a formula (OWASP "CSV injection"); tab and CR too.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet would read as a formula (OWASP "CSV injection"); tab, CR and LF too (a cell
+# may start on a new line), and the full-width forms some spreadsheets fold to the ASCII signs.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def neutralize(text: str) -> str:

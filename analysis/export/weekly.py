@@ -1,8 +1,9 @@
 """Weekly CSV exports: one folder per ISO week with posts.csv, stance_daily.csv and manifest.json.
 
-Exports only read the warehouse. Every file is written under a temporary name in the week's folder
-and renamed into place, the manifest last, so a killed export never leaves a partial file under a
-final name. Output is deterministic: the same warehouse state gives byte-identical files.
+Exports only read the warehouse. A week is written whole into a temporary folder beside the week's
+folder and swapped in (analysis.atomic), so a week's files change together or not at all: a killed
+export never leaves a partial file, nor a manifest describing other files than those beside it.
+Output is deterministic: the same warehouse state gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import warehouse
 
-from ..atomic import remove_stale_temps
+from ..atomic import atomic_path, remove_stale_temps
 from ..errors import ExportError
 from . import manifest as manifest_mod
 from .calendar import Week, timestamp
@@ -53,9 +54,15 @@ class WeekExport:
 
 
 def _export_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any]) -> WeekExport:
-    folder = job.root / str(week)
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(folder)
+    final = job.root / str(week)
+    with atomic_path(final) as folder:
+        folder.mkdir()
+        counts = _write_week(con, job, week, state, folder)
+    return WeekExport(week, final, *counts, state["complete"])
+
+
+def _write_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any], folder: Path) -> tuple[int, int]:
+    """posts.csv, stance_daily.csv and manifest.json of `week` into `folder`; (posts, daily rows)."""
     targets = warehouse.get_targets(con)
     model_id = warehouse.get_setting(con, "current_model")
 
@@ -88,7 +95,7 @@ def _export_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any]) ->
         "collection": manifest_mod.collection_facts(con, week, job.intervals, job.now),
         "source_state": state,
     })
-    return WeekExport(week, folder, posts_count, daily_count, state["complete"])
+    return posts_count, daily_count
 
 
 def export_weeks(job: ExportJob, weeks: Sequence[Week] | None = None) -> list[WeekExport]:
@@ -98,6 +105,7 @@ def export_weeks(job: ExportJob, weeks: Sequence[Week] | None = None) -> list[We
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create export folder {root}: {exc.strerror}") from None
+    remove_stale_temps(root)  # week folders of killed exports, and old weeks a kill left aside
     done: list[WeekExport] = []
     with warehouse.reading(job.warehouse_path) as con:
         states = week_states(warehouse.week_states(con))
