@@ -67,11 +67,12 @@ def test_fallback_below_100_says_which_evaluation(tmp_path):
     assert row["adjusted_share_favor"] == pytest.approx(adjusted_shares(c, stored)[0])
 
 
-def test_migration_3_applied_twice_keeps_annotations(tmp_path):
+def test_the_annotations_migration_applied_twice_keeps_annotations(tmp_path):
     db, _, _ = _warehouse(tmp_path, 5)
     con = duckdb.connect(str(db))
     before = con.execute("SELECT * FROM annotations ORDER BY annotation_id").fetchall()
-    con.execute(MIGRATIONS[2][2])
+    [sql] = [sql for _, title, sql in MIGRATIONS if title.startswith("human coding")]
+    con.execute(sql)
     assert con.execute("SELECT * FROM annotations ORDER BY annotation_id").fetchall() == before
     assert json.loads(con.execute("SELECT query FROM samples").fetchone()[0]) == {}
     con.close()
