@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import warehouse
 
 from .config import Config
-from .models import load_backend
+
+if TYPE_CHECKING:
+    from .llm import LlmSummary
+from .models import chosen_model, is_llm_spec, load_backend
 
 # Labels are stored after every chunk: an interruption loses at most one chunk of work.
 CHUNK_POSTS = 2048
@@ -62,8 +66,12 @@ def labels_table(posts: pa.Table, probabilities: dict[str, np.ndarray], model_id
 
 def run_classification(
     config: Config, console: Console | None = None, relabel: bool = False, model: str | None = None
-) -> ClassifySummary:
+) -> ClassifySummary | LlmSummary:
     """Label what needs labelling with the current model (or `model`), and make it current."""
+    if is_llm_spec(chosen_model(config, model)):  # through the answer cache, with cost accounting
+        from .llm import run_llm_classification
+
+        return run_llm_classification(config, console, relabel, chosen_model(config, model))
     targets = config.target_names
     with warehouse.writing(config.warehouse_path) as con:
         backend = load_backend(config, con, model)

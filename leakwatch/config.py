@@ -23,6 +23,7 @@ SECRET_ENV_VARS = (
     "BLUESKY_HANDLE",
     "BLUESKY_APP_PASSWORD",
     "LEAKWATCH_PSEUDONYM_KEY",  # the key of `export --pseudonymize-authors`
+    "LEAKWATCH_LLM_API_KEY",  # the `llm:` stance backend's endpoint
 )
 
 
@@ -88,8 +89,30 @@ class Target(_Section):
     description: str = Field(min_length=1)
 
 
+class LlmSection(_Section):
+    """`llm:<model>` stance backend; the key comes from $LEAKWATCH_LLM_API_KEY, never from here."""
+
+    base_url: str = Field("http://localhost:11434/v1", pattern=r"^https?://")
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout_seconds: float = Field(60, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)  # after a 429, 5xx, timeout or dropped connection
+    answer_retries: int = Field(2, ge=0, le=10)  # after a malformed or refused answer
+    backoff_seconds: float = Field(1.0, ge=0)
+    max_rate_limit_wait_seconds: float = Field(300, ge=0)
+    response_format: Literal["json_schema", "json_object"] = "json_schema"
+    logprobs: bool = True
+    max_output_tokens: int = Field(400, ge=16)
+    examples_per_label: int = Field(1, ge=0, le=10)  # few-shot examples per target and label
+    # Estimated cost: prices per 1M tokens in any currency; 0 = free (local servers).
+    price_input_per_million: float = Field(0, ge=0)
+    price_output_per_million: float = Field(0, ge=0)
+    max_cost: float | None = Field(None, ge=0)  # per run; the run stops cleanly before passing it
+    max_tokens_per_run: int | None = Field(None, ge=1)
+
+
 class StanceSettings(_Section):
     model: str = ""
+    llm: LlmSection = LlmSection()
     # Posts per inference batch (length-sorted); larger is a little faster and uses more memory.
     batch_size: int = Field(64, ge=1, le=4096)
     # Inference arithmetic: auto = bfloat16 where the CPU has bf16 instructions, else fp32.

@@ -1,8 +1,9 @@
 """Stance models for the command line: where they live, which one is current, loading, caching.
 
 A trained model is a folder `<data_dir>/models/<model_id>/` with a model_card.json, registered in
-the warehouse's `models` table. `stance.model` (or `--model`) picks one by id, or names an NLI
-model as `nli:<hub id or folder>`; empty means the newest registered model.
+the warehouse's `models` table. `stance.model` (or `--model`) picks one by id, names an NLI
+model as `nli:<hub id or folder>` or an LLM endpoint's model as `llm:<model>` (leakwatch/llm.py);
+empty means the newest registered model.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def register_folder(con: duckdb.DuckDBPyConnection, folder: Path, metrics: dict 
     return card["model_id"]
 
 
+def is_llm_spec(spec: str) -> bool:
+    """`llm:<model>`, or the model_id of one (llm-<model>-<prompt sha8>)."""
+    return spec.startswith(("llm:", "llm-"))
+
+
 def chosen_model(config: Config, override: str | None) -> str:
     return (override if override is not None else config.settings.stance.model).strip()
 
@@ -71,6 +77,10 @@ def load_backend(config: Config, con: duckdb.DuckDBPyConnection, override: str |
     targets = config.target_names
     if spec.startswith(NLI_PREFIX):
         return _load_nli(config, con, spec[len(NLI_PREFIX):].strip())
+    if is_llm_spec(spec):
+        from .llm import load_llm_backend
+
+        return load_llm_backend(config, con, spec)
     if spec:
         info = warehouse.get_model(con, spec)
         if info is None:

@@ -21,6 +21,9 @@ _EXPORTS = {
     "LABELS": "records", "Checkpoint": "records", "Page": "records", "Post": "records", "UpsertResult": "records",
     "add_to_run": "runs", "close_abandoned_runs": "runs", "commit_page": "runs", "finish_run": "runs",
     "get_checkpoints": "runs", "start_run": "runs",
+    "CachedAnswer": "llm_cache", "RunCounts": "llm_cache", "cached_answers": "llm_cache",
+    "commit_llm_batch": "llm_cache", "finish_llm_run": "llm_cache", "llm_run": "llm_cache",
+    "start_llm_run": "llm_cache",
     "LATEST_VERSION": "schema", "schema_version": "schema",
     "configure": "views", "get_setting": "views", "get_targets": "views",
 }
