@@ -53,7 +53,7 @@ def tokens_of(content: str) -> list[str]:
 class LlmServer:
     def __init__(self, json_schema: bool = True, logprobs: bool = True, reject_logprobs: bool = False,
                  retry_after: str = "1", slow_seconds: float = 3.0, delay: float = 0.0,
-                 status_for_all: int | None = None, port: int = 0):
+                 status_for_all: int | None = None, port: int = 0, host: str = "127.0.0.1"):
         self.json_schema, self.logprobs, self.reject_logprobs = json_schema, logprobs, reject_logprobs
         self.retry_after, self.slow_seconds, self.delay = retry_after, slow_seconds, delay
         self.status_for_all = status_for_all
@@ -74,7 +74,7 @@ class LlmServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 server.handle(self, body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
