@@ -36,11 +36,13 @@ def training_data(config: Config, csv_path: Path | None) -> LabelledData:
     return LabelledData(examples, data.targets, data.source, data.sha256)
 
 
-def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None) -> Any:
-    """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel."""
+def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
+                 data: LabelledData | None = None) -> Any:
+    """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel.
+    `data` (e.g. with a teacher's labels added, leakwatch/distill.py) replaces the CSV or bundled data."""
     from analysis.train import save_model, train_model
 
-    data = training_data(config, csv_path)
+    data = data or training_data(config, csv_path)
     started = time.monotonic()
     progress = Progress(TextColumn("training {task.fields[info]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True)

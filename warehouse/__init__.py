@@ -24,6 +24,8 @@ _EXPORTS = {
     "CachedAnswer": "llm_cache", "RunCounts": "llm_cache", "cached_answers": "llm_cache",
     "commit_llm_batch": "llm_cache", "finish_llm_run": "llm_cache", "llm_run": "llm_cache",
     "start_llm_run": "llm_cache",
+    "coded_labels": "sampling", "model_labels": "sampling", "posts_by_key": "sampling",
+    "sampling_frame": "sampling",
     "LATEST_VERSION": "schema", "schema_version": "schema",
     "configure": "views", "get_setting": "views", "get_targets": "views",
 }
