@@ -4,6 +4,7 @@ stop, the privacy line, a SIGKILL mid-run, and the API key never leaving the env
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -201,3 +202,17 @@ def test_the_api_key_never_reaches_the_warehouse_logs_or_exports(tmp_path: Path,
         assert KEY not in text
     rows = query(db, "SELECT * FROM llm_answers UNION ALL BY NAME SELECT * FROM llm_runs")
     assert KEY not in repr(rows) and KEY not in repr(query(db, "SELECT * FROM models"))
+
+
+def test_evaluate_an_llm_on_labelled_posts(tmp_path: Path, server: LlmServer):
+    config, db = setup(tmp_path, server.url, ["x"])
+    gold = tmp_path / "gold.csv"
+    gold.write_text("id,platform,text,openai,artists\n1,reddit,pro-openai,favor,none\n"
+                    "2,reddit,anti-artists,none,against\n3,reddit,pro-artists,favor,favor\n", encoding="utf-8")
+    result = run_cli(config, "evaluate", "--model", MODEL, "--data", str(gold), "--json", env=env())
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["openai"]["confusion"] == [[1, 0, 1], [0, 0, 0], [0, 0, 1]]  # post 3: none, coded favor
+    assert metrics["artists"]["accuracy"] == 1.0
+    (stored,), = query(db, "SELECT metrics FROM models WHERE backend = 'llm'")
+    assert stored is not None
