@@ -162,13 +162,17 @@ class LlmStance:
                                     timeout=settings.timeout_seconds, max_retries=0)
         self._response_format = settings.response_format
         self._logprobs = settings.logprobs
+        self._mode_confirmed = False  # a request in the current mode has succeeded: no more fallbacks
         self._mode_lock = threading.Lock()
 
     # -- one request ------------------------------------------------------------------------
 
-    def _request_args(self, text: str) -> dict[str, Any]:
+    def _mode(self) -> tuple[str, bool]:
         with self._mode_lock:
-            response_format, logprobs = self._response_format, self._logprobs
+            return self._response_format, self._logprobs
+
+    def _request_args(self, text: str, mode: tuple[str, bool]) -> dict[str, Any]:
+        response_format, logprobs = mode
         args: dict[str, Any] = {
             "model": self.model, "temperature": 0, "max_tokens": self.settings.max_output_tokens,
             "messages": [{"role": "system", "content": self.prompt.system},
@@ -183,9 +187,15 @@ class LlmStance:
             args["logprobs"], args["top_logprobs"] = True, 5
         return args
 
-    def _fall_back(self) -> bool:
-        """After a 400: drop json_schema, then logprobs (servers that lack them); False when nothing is left."""
+    def _fall_back(self, used: tuple[str, bool]) -> bool:
+        """After a 400 in mode `used`: drop json_schema, then logprobs (servers that lack them). True when
+        the post should be asked again: the mode changed now or meanwhile (another thread's 400). Never
+        once a request in the current mode succeeded: then the 400 is about this post."""
         with self._mode_lock:
+            if (self._response_format, self._logprobs) != used:
+                return True
+            if self._mode_confirmed:
+                return False
             if self._response_format == "json_schema":
                 self._response_format = "json_object"
                 return True
@@ -220,8 +230,9 @@ class LlmStance:
         transient = bad_answers = 0
         while True:
             outcome.requests += 1
+            mode = self._mode()
             try:
-                response = self.client.chat.completions.create(**self._request_args(text))
+                response = self.client.chat.completions.create(**self._request_args(text, mode))
             except openai.RateLimitError as exc:
                 wait_for = retry_after_seconds(exc.response.headers)
                 if wait_for is not None and wait_for > self.settings.max_rate_limit_wait:
@@ -237,7 +248,7 @@ class LlmStance:
                 raise LlmStopped(f"{self.settings.base_url} refused model {self.model!r}: {self._describe(exc)}"
                                  " (check stance.llm.base_url, the model name and LEAKWATCH_LLM_API_KEY)") from None
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                if self._fall_back():
+                if self._fall_back(mode):
                     outcome.requests -= 1  # a feature probe, not a try of this post
                     continue
                 outcome.error = f"request rejected: {self._describe(exc)}"
@@ -250,6 +261,8 @@ class LlmStance:
                                      f"{transient} tries; answers so far are kept") from None
                 time.sleep(self._backoff(transient))
                 continue
+            with self._mode_lock:
+                self._mode_confirmed = self._mode_confirmed or mode == (self._response_format, self._logprobs)
             usage = response.usage
             if usage is not None:
                 outcome.input_tokens += usage.prompt_tokens or 0

@@ -102,7 +102,8 @@ def load_llm_backend(config: Config, con, spec: str) -> LlmStance:
         backend = build_llm_backend(config, spec[len(LLM_PREFIX):])
     else:
         info = warehouse.get_model(con, spec)
-        assert info is not None and info.backend == LLM_BACKEND
+        if info is None or info.backend != LLM_BACKEND:
+            raise ModelError(f"unknown model {spec!r}; name an LLM as llm:<model>, e.g. llm:qwen2.5:7b")
         backend = build_llm_backend(config, info.base_weights or "")
         if backend.model_id != spec:
             raise ModelError(f"{spec} was made with another prompt (targets, guideline or examples changed); "

@@ -3,7 +3,7 @@
 Answers are computed from the prompt: the targets come from the system prompt's target list, the
 post from between <<< and >>> in the user message; for target t the label is `favor` if the post
 says "pro-t", `against` if it says "anti-t", else `none`. Markers in a post trigger faults:
-[malformed] (every try), [malformed-once], [refuse], [badlabel], and on the first try only: [429]
+[malformed] (every try), [malformed-once], [refuse], [badlabel], [400], and on the first try only: [429]
 (with Retry-After), [500], [slow] (answers after `slow_seconds`), [drop] (closes the connection
 without answering). Server-wide switches: json_schema / logprobs support, a fixed status for every
 request, a delay per answer. Run it alone with `python tests/llm_server.py PORT` (for the kill test).
@@ -128,6 +128,8 @@ class LlmServer:
             return self._error(handler, 400, "response_format json_schema is not supported")
         if body.get("logprobs") and self.reject_logprobs:
             return self._error(handler, 400, "logprobs are not supported")
+        if "[400]" in post:
+            return self._error(handler, 400, "this post is too long for the context window")
         if first and "[429]" in post:
             return self._error(handler, 429, "slow down", **{"retry-after": self.retry_after})
         if first and "[500]" in post:

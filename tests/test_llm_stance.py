@@ -121,6 +121,18 @@ def test_servers_without_json_schema_or_logprobs(server: LlmServer):
     assert [bool(r.get("logprobs")) for r in server.requests] == [True, False, False]
 
 
+def test_concurrent_400s_fall_back_once_and_a_post_specific_400_fails_only_that_post(server: LlmServer):
+    server.json_schema = False
+    got = answers(backend(server, concurrency=4), [f"pro-openai {i}" for i in range(8)])
+    # Four requests hit the json_schema 400 together; logprobs must survive that.
+    assert all(o.answer.probabilities is not None for o in got.values())
+    server.requests.clear()
+    got = answers(backend(server, concurrency=1), ["pro-artists", "[400] a very long post", "anti-artists"])
+    assert got[1].answer is None and "HTTP 400" in got[1].error and "context window" in got[1].error
+    assert got[2].answer.probabilities is not None  # the mode did not degrade
+    assert [r["response_format"]["type"] for r in server.requests][-2:] == ["json_object", "json_object"]
+
+
 def test_transient_faults_are_retried_and_bad_answers_isolated(server: LlmServer):
     server.slow_seconds = 1.6  # past the 1s timeout
     texts = ["[429] anti-openai", "[500] pro-artists", "[drop] pro-openai", "[slow] anti-artists",
