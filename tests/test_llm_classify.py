@@ -142,10 +142,16 @@ def test_a_remote_endpoint_is_named_before_the_first_request_and_needs_a_key(tmp
         no_key = run_cli(config, "classify", "--model", MODEL, env=cli_env({"HF_HUB_OFFLINE": "1"}))
         assert no_key.returncode == 1 and "LEAKWATCH_LLM_API_KEY is not set" in no_key.stderr
         assert remote.requests == []
+        remote.status_for_all = 503  # the very first request fails: the line must already be out
+        failed = run_cli(config, "classify", "--model", MODEL, env=env())
+        assert failed.returncode == 1 and "HTTP 503" in failed.stderr
+        line = "classify: sending 2 post texts to 0.0.0.0 (stance.llm.base_url)"
+        assert failed.stderr.index(line) < failed.stderr.index("HTTP 503")
+        remote.status_for_all = None
         result = run_cli(config, "classify", "--model", MODEL, env=env())
         assert result.returncode == 0, result.stderr
-        assert "classify: sending 2 post texts to 0.0.0.0 (stance.llm.base_url)" in result.stderr
-        assert len(remote.requests) == 2
+        assert result.stderr.count(line) == 1 and str(remote.httpd.server_address[1]) not in result.stderr
+        assert len(remote.requests) == 2 * 5 + 2  # 1 + 4 retries for each of the two posts, then both answered
     finally:
         remote.stop()
 
