@@ -117,14 +117,12 @@ class Budget:
         s = self.settings
         with self._lock:
             if self.requests:
-                per = ((self.input_tokens + self.output_tokens) / self.requests,)
                 est_in, est_out = self.input_tokens / self.requests, self.output_tokens / self.requests
             else:
                 est_in, est_out = estimate
-                per = (est_in + est_out,)
             ahead = in_flight + 1
             if s.max_tokens_per_run is not None and \
-                    self.input_tokens + self.output_tokens + ahead * per[0] > s.max_tokens_per_run:
+                    self.input_tokens + self.output_tokens + ahead * (est_in + est_out) > s.max_tokens_per_run:
                 self.stop_reason = (f"token budget reached: {self.input_tokens + self.output_tokens} tokens "
                                     f"used, the next request would pass max_tokens_per_run {s.max_tokens_per_run}")
                 return False

@@ -19,10 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import warehouse
 
 from .config import Config
+from .models import chosen_model, is_llm_spec, load_backend
 
 if TYPE_CHECKING:
     from .llm import LlmSummary
-from .models import chosen_model, is_llm_spec, load_backend
 
 # Labels are stored after every chunk: an interruption loses at most one chunk of work.
 CHUNK_POSTS = 2048

@@ -130,8 +130,3 @@ def finish_llm_run(con: duckdb.DuckDBPyConnection, run_id: int, status: str, not
     con.execute("UPDATE llm_runs SET status = ?, note = ?, finished_at = ?, updated_at = ? WHERE run_id = ?",
                 [status, note, now, now, run_id])
 
-
-def llm_run(con: duckdb.DuckDBPyConnection, run_id: int) -> dict:
-    cursor = con.execute("SELECT * FROM llm_runs WHERE run_id = ?", [run_id])
-    names = [d[0] for d in cursor.description]
-    return dict(zip(names, cursor.fetchall()[0], strict=True))
