@@ -134,9 +134,10 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         3,
         "LLM stance backend: answer cache and per-run token and cost accounting",
         # One row per (model, prompt, text): a rerun, or another post with the same text, costs nothing.
-        # The API key is never stored; runs keep the endpoint's host only.
+        # The API key is never stored; runs keep the endpoint's host only. IF NOT EXISTS: a file whose
+        # recorded version was rolled back by hand must still upgrade.
         """
-        CREATE TABLE llm_answers (
+        CREATE TABLE IF NOT EXISTS llm_answers (
             model          VARCHAR NOT NULL,
             prompt_hash    VARCHAR NOT NULL,
             text_hash      VARCHAR NOT NULL,
@@ -152,8 +153,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             answered_at    TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (model, prompt_hash, text_hash)
         );
-        CREATE SEQUENCE llm_run_ids START 1;
-        CREATE TABLE llm_runs (
+        CREATE SEQUENCE IF NOT EXISTS llm_run_ids START 1;
+        CREATE TABLE IF NOT EXISTS llm_runs (
             run_id         BIGINT PRIMARY KEY DEFAULT nextval('llm_run_ids'),
             model_id       VARCHAR NOT NULL,
             purpose        VARCHAR NOT NULL,   -- classify | distill
