@@ -222,3 +222,19 @@ def test_evaluate_an_llm_on_labelled_posts(tmp_path: Path, server: LlmServer):
     assert metrics["artists"]["accuracy"] == 1.0
     (stored,), = query(db, "SELECT metrics FROM models WHERE backend = 'llm'")
     assert stored is not None
+
+
+def test_the_key_is_read_only_when_an_llm_model_runs_and_is_redacted(tmp_path: Path, monkeypatch):
+    from leakwatch.config import ConfigError, load_config, secret_env_vars
+
+    config = load_config(write_config(tmp_path, **{"stance.llm": {"base_url": "https://llm.example.org/v1"}}))
+    monkeypatch.delenv("LEAKWATCH_LLM_API_KEY", raising=False)
+    # Training, or labelling with a trained model, never needs the endpoint's key.
+    assert config.stance_setup().llm is None and config.stance_setup_to_run().llm is None
+    with pytest.raises(ConfigError, match="LEAKWATCH_LLM_API_KEY is not set; export the API key of llm.example.org"):
+        config.stance_setup_to_run(MODEL)
+    monkeypatch.setenv("LEAKWATCH_LLM_API_KEY", KEY)
+    setup = config.stance_setup_to_run(MODEL)
+    assert setup.llm is not None and setup.llm.api_key == KEY and setup.llm.base_url == "https://llm.example.org/v1"
+    assert KEY not in repr(setup)
+    assert "LEAKWATCH_LLM_API_KEY" in secret_env_vars()  # so the log handler redacts it
