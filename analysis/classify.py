@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +19,10 @@ import pyarrow as pa
 import warehouse
 from warehouse.records import LABELS
 
-from .models import StanceSetup, resolve_backend
+from .models import StanceSetup, chosen_model, is_llm_spec, resolve_backend
+
+if TYPE_CHECKING:
+    from .llm_classify import LlmSummary
 
 # Labels are stored after every chunk: an interruption loses at most one chunk of work.
 CHUNK_POSTS = 2048
@@ -69,11 +73,18 @@ def label_posts(
     model: str | None = None,
     started: Callable[[int], None] = _ignore,
     advanced: Callable[[int], None] = _ignore,
-) -> ClassifySummary:
+    notify: Callable[[str], None] | None = None,
+) -> ClassifySummary | LlmSummary:
     """Label what needs labelling with the current model (or `model`), and make it current.
 
-    `started(n)` is told how many posts will be labelled, `advanced(k)` each time k more are done.
+    `started(n)` is told how many posts will be labelled, `advanced(k)` each time k more are done;
+    `notify(line)`, with an llm: model, where posts are about to be sent (analysis/llm_classify.py).
     """
+    spec = chosen_model(setup, model)
+    if is_llm_spec(spec):  # through the answer cache, with cost accounting
+        from .llm_classify import llm_classify
+
+        return llm_classify(warehouse_path, setup, relabel, spec, started, advanced, notify)
     targets = setup.target_names
     with warehouse.writing(warehouse_path) as con:
         load = resolve_backend(setup, con, model)

@@ -1,8 +1,9 @@
 """Stance models: where they live, which one is current, loading, registering, copying.
 
 A trained model is a folder `<data_dir>/models/<model_id>/` with a model_card.json, registered in
-the warehouse's `models` table. `stance.model` (or `--model`) picks one by id, or names an NLI
-model as `nli:<hub id or folder>`; empty means the newest registered model.
+the warehouse's `models` table. `stance.model` (or `--model`) picks one by id, names an NLI
+model as `nli:<hub id or folder>` or an LLM endpoint's model as `llm:<model>` (analysis/llm_classify.py);
+empty means the newest registered model.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .atomic import atomic_path
 from .errors import ModelError
 
 if TYPE_CHECKING:
+    from .llm_stance import LlmSettings
     from .stance import StanceBackend
 
 NLI_PREFIX = "nli:"
@@ -36,6 +38,7 @@ class StanceSetup:
     model: str = ""  # the chosen model: a model_id, nli:<model>, or empty for the newest trained one
     batch_size: int = 64
     precision: str = "auto"
+    llm: LlmSettings | None = None  # the `llm:` endpoint (key included); given when an llm: model is chosen
 
     @property
     def target_names(self) -> list[str]:
@@ -62,6 +65,11 @@ def register_folder(con: Any, folder: Path, metrics: dict | None = None) -> str:
     return card["model_id"]
 
 
+def is_llm_spec(spec: str) -> bool:
+    """`llm:<model>`, or the model_id of one (llm-<model>-<prompt sha8>)."""
+    return spec.startswith(("llm:", "llm-"))
+
+
 def chosen_model(setup: StanceSetup, override: str | None) -> str:
     return (override if override is not None else setup.model).strip()
 
@@ -79,6 +87,11 @@ def resolve_backend(setup: StanceSetup, con: Any, override: str | None = None) -
     if spec.startswith(NLI_PREFIX):
         nli = _load_nli(setup, con, spec[len(NLI_PREFIX):].strip())
         return lambda: nli
+    if is_llm_spec(spec):
+        from .llm_classify import load_llm_backend
+
+        llm = load_llm_backend(setup, con, spec)
+        return lambda: llm
     if spec:
         info = warehouse.get_model(con, spec)
         if info is None:

@@ -21,7 +21,8 @@ class RetryPolicy:
 def backoff_delay(failures: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
     """Seconds to wait after `failures` consecutive failures: "full jitter" (uniform up to the ceiling).
 
-    Jitter keeps many clients that failed together from retrying together.
+    Jitter keeps many clients that failed together from retrying together. analysis/llm_stance.py
+    has a copy of this formula for the LLM backend (analysis may not import collectors): change both.
     """
     ceiling = min(policy.max_delay, policy.base_delay * 2 ** max(failures - 1, 0))
     return (rng or random).uniform(ceiling / 2, ceiling)

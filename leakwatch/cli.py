@@ -231,9 +231,13 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
               help="Train on the first N training examples only (a quick smoke run).")
 @click.option("--with-annotations", is_flag=True,
               help="Add the posts people coded in active samples (never the random validation samples).")
+@click.option("--teacher", metavar="llm:MODEL",
+              help="Distil: this LLM labels a stratified sample of the warehouse, added to the training data.")
+@click.option("--sample", type=click.IntRange(1), default=1000, show_default=True,
+              help="With --teacher: posts the teacher labels (stratified by ISO week and platform).")
 @pass_app
 def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None,
-          with_annotations: bool) -> int:
+          with_annotations: bool, teacher: str | None, sample: int) -> int:
     """Fine-tune the bundled MiniLM weights into a stance classifier, offline."""
     from analysis.train import HyperParameters
 
@@ -242,7 +246,14 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
     defaults = HyperParameters()
     hp = HyperParameters(epochs=epochs or defaults.epochs, seed=defaults.seed if seed is None else seed,
                          limit=limit)
-    trained = run_training(app.config, app.err, hp, data_csv, with_annotations)
+    if teacher:
+        from .distill import print_distillation, run_distillation
+
+        distilled = run_distillation(app.config, app.err, teacher, sample, hp, data_csv)
+        print_distillation(app.console, distilled)
+        trained = distilled.trained
+    else:
+        trained = run_training(app.config, app.err, hp, data_csv, with_annotations)
     if trained.metrics:
         print_evaluation(app.console, trained.model_id, trained.metrics)
     click.echo(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import replace
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -17,17 +18,21 @@ from collectors.settings import SourceSettings
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from analysis.llm_stance import LlmSettings
     from analysis.models import StanceSetup
 
 DEFAULT_CONFIG_NAME = "default.toml"
 CONFIG_ENV = "LEAKWATCH_CONFIG"
 
 PSEUDONYM_KEY_ENV = "LEAKWATCH_PSEUDONYM_KEY"  # the key of `export --pseudonymize-authors`
+LLM_KEY_ENV = "LEAKWATCH_LLM_API_KEY"  # the `llm:` stance backend's endpoint
+# Loopback servers (Ollama, vLLM, llama.cpp on this machine) usually need no key; the client needs one.
+LOOPBACK_KEY = "no-key-needed"
 
 
 def secret_env_vars() -> list[str]:
-    """Every environment variable whose value is a secret: each source's, and the pseudonym key."""
-    return [name for source in registry.sources() for name in source.secrets] + [PSEUDONYM_KEY_ENV]
+    """Every environment variable whose value is a secret: each source's, the pseudonym key and the LLM key."""
+    return [name for source in registry.sources() for name in source.secrets] + [PSEUDONYM_KEY_ENV, LLM_KEY_ENV]
 
 
 class _Section(BaseModel):
@@ -44,8 +49,30 @@ class Target(_Section):
     description: str = Field(min_length=1)
 
 
+class LlmSection(_Section):
+    """`llm:<model>` stance backend; the key comes from $LEAKWATCH_LLM_API_KEY, never from here."""
+
+    base_url: str = Field("http://localhost:11434/v1", pattern=r"^https?://")
+    concurrency: int = Field(4, ge=1, le=64)
+    timeout_seconds: float = Field(60, gt=0)
+    max_retries: int = Field(4, ge=0, le=20)  # after a 429, 5xx, timeout or dropped connection
+    answer_retries: int = Field(2, ge=0, le=10)  # after a malformed or refused answer
+    backoff_seconds: float = Field(1.0, ge=0)
+    max_rate_limit_wait_seconds: float = Field(300, ge=0)
+    response_format: Literal["json_schema", "json_object"] = "json_schema"
+    logprobs: bool = True
+    max_output_tokens: int = Field(400, ge=16)
+    examples_per_label: int = Field(1, ge=0, le=10)  # few-shot examples per target and label
+    # Estimated cost: prices per 1M tokens in any currency; 0 = free (local servers).
+    price_input_per_million: float = Field(0, ge=0)
+    price_output_per_million: float = Field(0, ge=0)
+    max_cost: float | None = Field(None, ge=0)  # per run; the run stops cleanly before passing it
+    max_tokens_per_run: int | None = Field(None, ge=1)
+
+
 class StanceSettings(_Section):
     model: str = ""
+    llm: LlmSection = LlmSection()
     # Posts per inference batch (length-sorted); larger is a little faster and uses more memory.
     batch_size: int = Field(64, ge=1, le=4096)
     # Inference arithmetic: auto = bfloat16 where the CPU has bf16 instructions, else fp32.
@@ -166,12 +193,44 @@ class Config:
         return self.data_dir / "models"
 
     def stance_setup(self) -> StanceSetup:
-        """The [stance] section as analysis takes it."""
+        """The [stance] section as analysis takes it, for finding, training and registering models."""
         from analysis.models import StanceSetup
 
         stance = self.settings.stance
         return StanceSetup(self.models_dir, tuple((t.name, t.description) for t in stance.targets),
                            stance.model, stance.batch_size, stance.precision)
+
+    def stance_setup_to_run(self, model: str | None = None) -> StanceSetup:
+        """stance_setup() for running a model (`model`, else stance.model): when that is an llm: one,
+        with the endpoint's settings and key, so the key is needed only when posts go to the endpoint."""
+        from analysis.models import chosen_model, is_llm_spec
+
+        setup = self.stance_setup()
+        if is_llm_spec(chosen_model(setup, model)):
+            setup = replace(setup, llm=self.llm_settings())
+        return setup
+
+    def llm_settings(self) -> LlmSettings:
+        """[stance.llm] plus the key from $LEAKWATCH_LLM_API_KEY (not needed for a server on this machine)."""
+        from analysis.llm_classify import endpoint_host, is_loopback
+        from analysis.llm_stance import LlmSettings
+
+        s = self.settings.stance.llm
+        key = os.environ.get(LLM_KEY_ENV, "").strip()
+        if not key:
+            host = endpoint_host(s.base_url)
+            if not is_loopback(host):
+                raise ConfigError(f"environment variable {LLM_KEY_ENV} is not set; export the API key of "
+                                  f"{host} before running the llm: backend")
+            key = LOOPBACK_KEY
+        return LlmSettings(
+            base_url=s.base_url, api_key=key, concurrency=s.concurrency, timeout_seconds=s.timeout_seconds,
+            max_retries=s.max_retries, answer_retries=s.answer_retries, backoff_seconds=s.backoff_seconds,
+            max_rate_limit_wait=s.max_rate_limit_wait_seconds, response_format=s.response_format,
+            logprobs=s.logprobs, max_output_tokens=s.max_output_tokens, examples_per_label=s.examples_per_label,
+            price_input_per_million=s.price_input_per_million, price_output_per_million=s.price_output_per_million,
+            max_cost=s.max_cost, max_tokens_per_run=s.max_tokens_per_run,
+        )
 
     def source_settings(self, name: str) -> SourceSettings:
         return getattr(self.settings, name)

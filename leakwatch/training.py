@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,17 +35,9 @@ def cache_dir() -> Path:
     return Path(base) / "leakwatch" / "models"
 
 
-def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
-                 with_annotations: bool = False) -> Any:
-    """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel."""
-    data = training_data(config.target_names, csv_path)
-    annotations = None
-    if with_annotations:
-        from .annotate import add_active_annotations
-
-        data, annotations = add_active_annotations(config, data)
-        console.print(f"adding {annotations['active_annotations']} human-coded posts of active sample(s) "
-                      f"{annotations['samples']}")
+@contextmanager
+def training_progress(console: Console) -> Iterator[Callable[[Any], None]]:
+    """A progress bar for training; yields the `report` callback analysis.train calls per step."""
     progress = Progress(TextColumn("training {task.fields[info]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True)
     with progress:
@@ -56,6 +50,21 @@ def run_training(config: Config, console: Console, hp: HyperParameters, csv_path
                 console.print(f"epoch {p.epoch}: mean loss {p.loss:.3f}, validation macro-F1 {p.validation_f1:.3f}")
             progress.update(task, completed=p.step, total=p.total_steps, info=info)
 
+        yield report
+
+
+def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
+                 with_annotations: bool = False) -> Any:
+    """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel."""
+    data = training_data(config.target_names, csv_path)
+    annotations = None
+    if with_annotations:
+        from .annotate import add_active_annotations
+
+        data, annotations = add_active_annotations(config, data)
+        console.print(f"adding {annotations['active_annotations']} human-coded posts of active sample(s) "
+                      f"{annotations['samples']}")
+    with training_progress(console) as report:
         return train_and_register(config.warehouse_path, config.stance_setup(), hp, data, report,
                                   card_data={"annotations": annotations} if annotations else None)
 
@@ -92,9 +101,10 @@ def run_evaluation(config: Config, console: Console, csv_path: Path | None = Non
     examples, description = evaluation_data(config.target_names, csv_path, split)
     progress = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), console=console,
                         transient=True)
+    setup = config.stance_setup_to_run(model)  # with an llm: model, its endpoint settings and key
     with progress:
         task = progress.add_task("evaluate", total=None)
-        return evaluate_and_store(config.warehouse_path, config.stance_setup(), examples, description, model,
+        return evaluate_and_store(config.warehouse_path, setup, examples, description, model,
                                   started=lambda n: progress.update(task, total=n),
                                   advanced=lambda k: progress.advance(task, k))
 

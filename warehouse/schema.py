@@ -204,6 +204,51 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         INSERT OR IGNORE INTO settings VALUES ('plausible_since', '1990-01-01');
         """,
     ),
+    (
+        7,
+        "LLM stance backend: answer cache and per-run token and cost accounting",
+        # One row per (model, prompt, text): a rerun, or another post with the same text, costs nothing.
+        # The API key is never stored; runs keep the endpoint's host only. IF NOT EXISTS: a file whose
+        # recorded version was rolled back by hand must still upgrade.
+        """
+        CREATE TABLE IF NOT EXISTS llm_answers (
+            model          VARCHAR NOT NULL,
+            prompt_hash    VARCHAR NOT NULL,
+            text_hash      VARCHAR NOT NULL,
+            model_id       VARCHAR NOT NULL,
+            status         VARCHAR NOT NULL,   -- ok | failed
+            labels         JSON,               -- target -> label (ok)
+            reasons        JSON,               -- target -> short reason (ok)
+            probabilities  JSON,               -- target -> [p_favor, p_against, p_none]; NULL: unavailable
+            error          VARCHAR,            -- why there is no usable answer (failed)
+            requests       INTEGER NOT NULL,
+            input_tokens   BIGINT NOT NULL,
+            output_tokens  BIGINT NOT NULL,
+            answered_at    TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (model, prompt_hash, text_hash)
+        );
+        CREATE SEQUENCE IF NOT EXISTS llm_run_ids START 1;
+        CREATE TABLE IF NOT EXISTS llm_runs (
+            run_id         BIGINT PRIMARY KEY DEFAULT nextval('llm_run_ids'),
+            model_id       VARCHAR NOT NULL,
+            purpose        VARCHAR NOT NULL,   -- classify | distill
+            endpoint_host  VARCHAR NOT NULL,
+            started_at     TIMESTAMPTZ NOT NULL,
+            updated_at     TIMESTAMPTZ NOT NULL,
+            finished_at    TIMESTAMPTZ,
+            status         VARCHAR NOT NULL,   -- running | ok | budget | stopped | interrupted
+            posts          BIGINT NOT NULL DEFAULT 0,  -- posts to label in this run
+            cached         BIGINT NOT NULL DEFAULT 0,  -- labelled from the cache, no request
+            answered       BIGINT NOT NULL DEFAULT 0,  -- labelled from a new answer
+            failed         BIGINT NOT NULL DEFAULT 0,  -- no usable answer (reason in llm_answers.error)
+            requests       BIGINT NOT NULL DEFAULT 0,
+            input_tokens   BIGINT NOT NULL DEFAULT 0,
+            output_tokens  BIGINT NOT NULL DEFAULT 0,
+            cost           DOUBLE NOT NULL DEFAULT 0,  -- estimated from the configured prices
+            note           VARCHAR
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
