@@ -241,9 +241,13 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same model).")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Train on the first N training examples only (a quick smoke run).")
+@click.option("--base", default=None, metavar="PATH_OR_HUB_ID",
+              help="Encoder to fine-tune: a local folder or a Hugging Face hub id "
+                   "(default: the bundled MiniLM, offline).")
 @pass_app
-def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None) -> int:
-    """Fine-tune the bundled MiniLM weights into a stance classifier, offline."""
+def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None,
+          base: str | None) -> int:
+    """Fine-tune an encoder (by default the bundled MiniLM, offline) into a stance classifier."""
     from analysis.train import HyperParameters
 
     from .training import print_evaluation, run_training
@@ -251,7 +255,7 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
     defaults = HyperParameters()
     hp = HyperParameters(epochs=epochs or defaults.epochs, seed=defaults.seed if seed is None else seed,
                          limit=limit)
-    trained = run_training(app.config, app.err, hp, data_csv)
+    trained = run_training(app.config, app.err, hp, data_csv, base)
     if trained.metrics:
         print_evaluation(app.console, trained.model_id, trained.metrics)
     click.echo(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "

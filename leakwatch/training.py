@@ -36,8 +36,10 @@ def training_data(config: Config, csv_path: Path | None) -> LabelledData:
     return LabelledData(examples, data.targets, data.source, data.sha256)
 
 
-def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None) -> Any:
-    """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel."""
+def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
+                 base: str | None = None) -> Any:
+    """Train (from `base`, default the bundled MiniLM), save under <data_dir>/models/<model_id>,
+    register in the warehouse; returns TrainedModel."""
     from analysis.train import save_model, train_model
 
     data = training_data(config, csv_path)
@@ -54,7 +56,7 @@ def run_training(config: Config, console: Console, hp: HyperParameters, csv_path
                 console.print(f"epoch {p.epoch}: mean loss {p.loss:.3f}, validation macro-F1 {p.validation_f1:.3f}")
             progress.update(task, completed=p.step, total=p.total_steps, info=info)
 
-        trained = train_model(data, hp, report)
+        trained = train_model(data, hp, report, base)
     folder = save_model(trained, models_dir(config))
     with warehouse.writing(config.warehouse_path) as con:
         register_folder(con, folder, trained.metrics or None)
@@ -130,7 +132,7 @@ def run_evaluation(config: Config, console: Console, csv_path: Path | None = Non
         probabilities = backend.predict([e.text for e in examples], lambda k: progress.advance(task, k))
     predicted = {t: labels_from_probabilities(probabilities[t]) for t in targets}
     gold = {t: [e.labels[t] for e in examples] for t in targets}
-    metrics = evaluate_predictions(gold, predicted, description)
+    metrics = evaluate_predictions(gold, predicted, description, {t: probabilities[t] for t in targets})
     with warehouse.writing(config.warehouse_path) as con:
         warehouse.set_model_metrics(con, backend.model_id, metrics)
     return backend.model_id, metrics
@@ -139,11 +141,14 @@ def run_evaluation(config: Config, console: Console, csv_path: Path | None = Non
 def _print_metrics(console: Console, metrics: dict[str, dict[str, Any]], title: str) -> None:
     console.print(title, soft_wrap=True)
     table = Table()
-    for column in ("target", "macro-F1 (favor, against)", "F1 favor", "F1 against", "accuracy", "n"):
+    for column in ("target", "macro-F1 (favor, against)", "F1 favor", "F1 against", "accuracy", "n", "ECE",
+                   "off-topic stance"):
         table.add_column(column, justify="right" if column != "target" else "left")
     for target, m in metrics.items():
+        off_topic = m.get("off_topic_stance_rate")
         table.add_row(target, f"{m['macro_f1']:.3f}", f"{m['f1_favor']:.3f}", f"{m['f1_against']:.3f}",
-                      f"{m['accuracy']:.3f}", str(m["n"]))
+                      f"{m['accuracy']:.3f}", str(m["n"]), f"{m['ece']:.3f}" if "ece" in m else "-",
+                      f"{off_topic:.1%} of {m['off_topic_n']}" if off_topic is not None else "-")
     console.print(table)
 
 
