@@ -298,7 +298,9 @@ class FineTunedStance:
         self.targets = list(model.stance_targets)
         positions = getattr(model.config, "max_position_embeddings", max_length) or max_length
         self.max_length = min(max_length, positions)  # the window, special tokens included
-        self.overlap = overlap
+        self._wrap = Wrapper.of(tokenizer)
+        room = self.max_length - len(self._wrap.before) - len(self._wrap.after)
+        self.overlap = min(overlap, room // 4)  # a small encoder's window keeps room for new tokens
         self.batch_size = batch_size
         if precision not in PRECISIONS:
             raise ModelError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -306,7 +308,6 @@ class FineTunedStance:
             raise ModelError(f"long_posts {long_posts!r} is not one of {', '.join(LONG_POSTS)}")
         self.precision = precision
         self.long_posts = long_posts
-        self._wrap = Wrapper.of(tokenizer)
 
     @classmethod
     def load(cls, model_dir: str | Path, batch_size: int = 64, precision: str = "auto",
