@@ -259,7 +259,7 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 LONG_POSTS = ("pool", "mean_logits", "truncate")
 # bf16 must beat fp32 by this factor in the probe: a tie under noisy load is not worth the rounding.
 BF16_MARGIN = 0.9
@@ -308,6 +308,8 @@ class FineTunedStance:
             raise ModelError(f"long_posts {long_posts!r} is not one of {', '.join(LONG_POSTS)}")
         self.precision = precision
         self.long_posts = long_posts
+        if precision == "int8":
+            self._quantize_encoder()
 
     @classmethod
     def load(cls, model_dir: str | Path, batch_size: int = 64, precision: str = "auto",
@@ -327,6 +329,19 @@ class FineTunedStance:
                    batch_size=batch_size, precision=precision, overlap=int(hp.get("chunk_overlap", 32)),
                    long_posts=long_posts)
 
+    def _quantize_encoder(self) -> None:
+        """int8: the encoder's Linear layers quantized dynamically (weights int8, activations
+        quantized per batch; CPU only). The heads stay fp32."""
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        if self.device.type != "cpu":
+            raise ModelError("precision int8 runs on the CPU only")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch marks its quantized tensors deprecated
+            self.model.bert = quantize_dynamic(self.model.bert, {nn.Linear}, dtype=torch.qint8)
+
     @property
     def temperatures(self) -> torch.Tensor:
         """Per-target temperatures fitted on validation (1 = uncalibrated); argmax is unchanged."""
@@ -338,6 +353,8 @@ class FineTunedStance:
         """Whether inference runs in bfloat16 (for "auto": measured once per process, at first use)."""
         key = (self.model_id, self.device.type, torch.get_num_threads())
         native = self.device.type == "cuda" or cpu_has_native_bf16()
+        if self.precision == "int8":
+            return False
         return resolve_precision(self.precision, key, self.measure_precisions, native) == "bf16"
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
