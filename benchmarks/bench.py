@@ -285,7 +285,9 @@ def bench_classify(n: int = 2000, naive_sample: int = 50, threads: int = 2) -> d
     from analysis.stance import FineTunedStance
 
     torch.set_num_threads(threads)
+    n = int(os.environ.get("LEAKWATCH_BENCH_POSTS") or n)  # fewer on a busy machine
     with tempfile.TemporaryDirectory() as tmp:
+        # LEAKWATCH_BENCH_MODEL: a trained model folder to time instead of the default model.
         folder = Path(os.environ.get("LEAKWATCH_BENCH_MODEL") or _default_model_folder(tmp))
         backends = {name: FineTunedStance.load(folder, batch_size=64, precision=name)
                     for name in ("auto", "bf16", "fp32", "int8")}
