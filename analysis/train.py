@@ -167,6 +167,20 @@ def _mean_f1(metrics: dict[str, dict[str, Any]]) -> float:
     return float(np.mean([m["macro_f1"] for m in metrics.values()]))
 
 
+def bucketed_batches(lengths: list[int], batch_size: int, generator: torch.Generator,
+                     pool: int = 8) -> list[list[int]]:
+    """Shuffled batches of similar-length posts: a random order, cut into pools of `pool` batches,
+    each pool sorted by length and cut into batches, then the batches shuffled. Every post once per
+    epoch, as before, with far less padding (the long posts of parts e and f no longer pad a batch
+    of short ones to the full window)."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    batches = []
+    for start in range(0, len(order), batch_size * pool):
+        members = sorted(order[start:start + batch_size * pool], key=lambda i: lengths[i])
+        batches.extend(members[k:k + batch_size] for k in range(0, len(members), batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def _parameter_groups(model: torch.nn.Module, hp: HyperParameters) -> list[dict[str, Any]]:
     """AdamW groups: heads at the head rate; encoder layers at the encoder rate, scaled down by
     layer_decay per layer below the top (lower layers hold general language knowledge worth keeping);
@@ -215,9 +229,10 @@ def train_model(
     # Every training post whole: its chunks (one for a post that fits the window).
     post_chunks = [backend.chunks([ids]) for ids in backend.tokenize([e.text for e in train])]
     labels = _label_tensor(train, targets).to(device)
+    post_cost = [sum(len(c.ids) for c in chunks) for chunks in post_chunks]
 
     optimizer = torch.optim.AdamW(_parameter_groups(model, hp))
-    steps_per_epoch = (len(train) + hp.batch_size - 1) // hp.batch_size
+    steps_per_epoch = len(bucketed_batches(post_cost, hp.batch_size, torch.Generator().manual_seed(0)))
     total_steps = steps_per_epoch * hp.epochs
     schedule = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total_steps), total_steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
@@ -230,10 +245,9 @@ def train_model(
     step = 0
     for epoch in range(1, hp.epochs + 1):
         model.train()
-        order = torch.randperm(len(train), generator=generator).tolist()
+        batches = bucketed_batches(post_cost, hp.batch_size, generator)
         epoch_loss = 0.0
-        for start in range(0, len(order), hp.batch_size):
-            batch = order[start:start + hp.batch_size]
+        for batch in batches:
             chunks = [c for i in batch for c in post_chunks[i]]
             owner = torch.tensor([j for j, i in enumerate(batch) for _ in post_chunks[i]], device=device)
             ids, mask, pooled = backend.batch_tensors(chunks)

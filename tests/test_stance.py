@@ -680,3 +680,17 @@ def test_precision_probe_times_both_precisions_on_the_loaded_model(trained: Path
     seconds = backend.measure_precisions(posts=4, tokens=20, repeats=1)
     assert set(seconds) == {"fp32", "bf16"} and all(0 < s < 60 for s in seconds.values())
     assert isinstance(backend.bf16, bool)
+
+
+def test_training_batches_group_similar_lengths_and_cover_every_post_once():
+    from analysis.train import bucketed_batches
+
+    rng = np.random.default_rng(1)
+    lengths = [int(x) for x in rng.integers(5, 400, size=1000)]
+    batches = bucketed_batches(lengths, 16, torch.Generator().manual_seed(3))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert len(batches) == 63 and all(1 <= len(b) <= 16 for b in batches)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.25 * sum(lengths)  # random batches of 16 pad to about 1.8x
+    again = bucketed_batches(lengths, 16, torch.Generator().manual_seed(3))
+    assert again == batches and bucketed_batches(lengths, 16, torch.Generator().manual_seed(4)) != batches
