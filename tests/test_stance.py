@@ -318,8 +318,10 @@ def test_evaluate_numbers_match_the_model_predictions_and_are_stored(project, tm
     csv_path = tmp_path / "gold.csv"
     gold = {"openai": ["against", "none", "favor", "none", "none"],
             "artists": ["favor", "against", "none", "none", "none"]}
+    # A development set's rows come from anywhere (blogs, GitHub issues, forums): platform is free text.
+    platforms = ["blog", "github", "forum", "hackernews", "reddit"]
     lines = ["id,platform,text,openai,artists"] + [
-        f'{i},reddit,"{t}",{gold["openai"][i]},{gold["artists"][i]}' for i, t in enumerate(TEXTS)]
+        f'{i},{platforms[i]},"{t}",{gold["openai"][i]},{gold["artists"][i]}' for i, t in enumerate(TEXTS)]
     csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = run_cli(config, "evaluate", "--data", str(csv_path), "--model", model_id, "--json")
     assert result.returncode == 0, result.stderr
@@ -333,6 +335,11 @@ def test_evaluate_numbers_match_the_model_predictions_and_are_stored(project, tm
         assert out["metrics"][target]["confusion"] == by_hand
         assert out["metrics"][target]["accuracy"] == pytest.approx(np.trace(np.array(by_hand)) / 5)
         assert str(csv_path) in out["metrics"][target]["data"]
+        # Posts 3 and 4 are none for both targets: the off-topic stance rate is over them only.
+        assert out["metrics"][target]["off_topic_n"] == 2
+        assert out["metrics"][target]["off_topic_stance_rate"] == pytest.approx(
+            sum(p != "none" for p in predicted[3:]) / 2)
+        assert 0 <= out["metrics"][target]["ece"] <= 1
     with warehouse.reading(db) as con:
         assert warehouse.get_model(con, model_id).metrics == out["metrics"]
 
@@ -465,3 +472,228 @@ def test_default_model_is_reused_from_the_cache_when_its_card_matches(tmp_path: 
     console = Console(record=True, file=io.StringIO())
     ensure_default_model(first_config, console, hp)
     assert "training the stance model" in console.export_text()
+
+
+# --- long posts, base encoder, calibration, precision ---------------------------------------
+
+
+def test_chunks_cover_every_token_exactly_once_within_the_window():
+    from analysis.chunks import Wrapper, chunk_post
+
+    wrap = Wrapper(before=[101], after=[102])
+    short = chunk_post(3, [5, 6, 7], wrap, window=16, overlap=4)
+    assert [(c.post, c.ids, c.pooled) for c in short] == [(3, [101, 5, 6, 7, 102], [1] * 5)]
+    for n in (15, 29, 30, 100, 1001):
+        content = list(range(1000, 1000 + n))
+        chunks = chunk_post(0, content, wrap, window=16, overlap=4)
+        assert all(len(c.ids) <= 16 and c.ids[0] == 101 and c.ids[-1] == 102 for c in chunks)
+        counted = [t for c in chunks for t, p in zip(c.ids, c.pooled, strict=True) if p]
+        assert sorted(counted) == sorted([101, *content, 102])  # every token once, specials once
+        # Neighbouring windows share `overlap` tokens (the last one may share more, to end on the text).
+        for a, b in zip(chunks, chunks[1:], strict=False):
+            assert len(set(a.ids[1:-1]) & set(b.ids[1:-1])) >= 4
+    with pytest.raises(ValueError, match="no room"):
+        chunk_post(0, content, wrap, window=16, overlap=9)
+
+
+def long_post(seed: int = 0) -> str:
+    """About 5,000 characters of on-topic but stance-free rambling, generated here."""
+    import random
+
+    rng = random.Random(seed)
+    subjects = ["The video model", "The leak thread", "My feed", "The demo page", "A friend of mine", "The news"]
+    verbs = ["mentioned", "showed", "linked", "quoted", "summarised", "described"]
+    objects = ["a clip of a harbour at dawn", "the release timeline", "a list of render settings",
+               "the length of the waitlist", "a comparison of frame rates", "the outage on Tuesday"]
+    sentences = []
+    while sum(len(s) + 1 for s in sentences) < 5000:
+        sentences.append(f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}.")
+    return " ".join(sentences)[:5000]
+
+
+def test_a_5000_character_post_is_read_whole(trained: Path):
+    from analysis.stance import FineTunedStance
+
+    body = long_post()
+    assert len(body) == 5000
+    ending = " Honestly OpenAI treated those artists shamefully and I stand with every one of them."
+    whole = FineTunedStance.load(trained, precision="fp32")
+    assert len(whole.chunks(whole.tokenize([body]))) > 5  # far past the 128-token window
+    assert whole.max_length == 128
+    read = whole.predict([body, body + ending])
+    truncated = FineTunedStance.load(trained, precision="fp32", long_posts="truncate").predict([body, body + ending])
+    for target in whole.targets:
+        # The sentence at the very end moves the probabilities when the post is read whole ...
+        assert np.abs(read[target][0] - read[target][1]).max() > 1e-4
+        # ... and not at all when it is cut at the window (the old behaviour).
+        assert np.allclose(truncated[target][0], truncated[target][1], atol=1e-7)
+        assert np.allclose(read[target].sum(axis=1), 1.0)
+    # A long post labelled alone or in a batch with short ones gets the same probabilities.
+    mixed = whole.predict([TEXTS[0], body + ending, TEXTS[2]])
+    for target in whole.targets:
+        assert np.allclose(mixed[target][1], read[target][1], atol=1e-5)
+
+
+def test_chunked_pooling_equals_one_pass_when_the_window_is_wide(trained: Path):
+    """Pooling chunk summaries reproduces exactly the pooling over one long sequence: checked by
+    encoding a 300-token post once (window 512) and comparing with the chunk maths on the same
+    token states split into three parts."""
+    from analysis.stance import ChunkSummary, FineTunedStance
+
+    backend = FineTunedStance.load(trained, precision="fp32")
+    model = backend.model
+    ids = backend.tokenize([long_post(1)])[0][:298]
+    full = torch.tensor([[*backend._wrap(ids)]])
+    with torch.inference_mode():
+        one = model(input_ids=full, attention_mask=torch.ones_like(full)).logits
+        hidden = model.bert(input_ids=full, attention_mask=torch.ones_like(full)).last_hidden_state
+        parts = []
+        for piece in torch.tensor_split(torch.arange(full.shape[1]), 3):
+            # Summaries of a third of the token states each, as chunks would deliver them.
+            h = hidden[:, piece]
+            s = ChunkSummary(total=h.sum(1), count=torch.tensor([[float(len(piece))]]))
+            scores = model.target_queries(h) / h.shape[-1] ** 0.5
+            s.peak = scores.max(dim=1).values
+            w = torch.exp(scores - s.peak.unsqueeze(1))
+            s.mass, s.mixed = w.sum(1), torch.einsum("blt,blh->bth", w, h)
+            parts.append(s)
+        combined = model.logits_from(ChunkSummary.cat(parts), torch.zeros(3, dtype=torch.long), 1)
+    assert torch.allclose(one, combined, atol=1e-4)
+
+
+def make_tiny_encoder(folder: Path) -> Path:
+    """A 2-layer BERT with random weights and a WordPiece vocabulary of a few dozen tokens, saved
+    the way a hub checkpoint is: what `--base` gets from a user's folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = ("openai sora artists leak the a is are and of to it they we i you this that not good bad "
+             "testers video art company unpaid pr puppets letter access model release can t never make").split()
+    folder.mkdir(parents=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *"abcdefghijklmnopqrstuvwxyz.,!?'",
+             *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(str(folder))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+def test_train_fine_tunes_another_encoder_given_with_base(tmp_path: Path):
+    from analysis.stance import FineTunedStance
+
+    encoder = make_tiny_encoder(tmp_path / "tiny-bert")
+    config = write_config(tmp_path)
+    result = run_cli(config, "train", "--base", str(encoder), "--limit", "24", "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    (folder,) = (tmp_path / "data" / "models").iterdir()
+    assert folder.name.startswith("tiny-bert-stance-")
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["base_weights"] == str(encoder.resolve()) and card["data"]["train"] == 24
+    assert "2 layers, 32 hidden" in card["architecture"]
+    backend = FineTunedStance.load(folder, precision="fp32")
+    assert backend.model.config.hidden_size == 32 and backend.max_length == 64  # the encoder's positions
+    probs = backend.predict([TEXTS[0], long_post()])  # the long post needs chunks of 64 tokens
+    assert all(p.shape == (2, 3) and np.allclose(p.sum(axis=1), 1.0) for p in probs.values())
+    # The MiniLM default is another model; a base that is neither a folder nor reachable is one line.
+    missing = run_cli(config, "train", "--base", "no-such-org/no-such-encoder", "--limit", "4", "--epochs", "1")
+    assert missing.returncode == 1 and "cannot load base encoder 'no-such-org/no-such-encoder'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_temperature_fit_recovers_a_known_temperature_and_lowers_ece():
+    from analysis.calibration import expected_calibration_error, fit_temperature, softmax
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(4000, 3))
+    truth = 2.5  # labels drawn from softmax(logits / 2.5): the raw logits are overconfident
+    labels = np.array([rng.choice(3, p=p) for p in softmax(logits / truth)])
+    fitted = fit_temperature(logits, labels)
+    assert abs(fitted - truth) < 0.25
+    before = expected_calibration_error(softmax(logits), labels)
+    after = expected_calibration_error(softmax(logits / fitted), labels)
+    assert after < before / 3 and after < 0.03
+
+
+def test_expected_calibration_error_by_hand():
+    from analysis.calibration import expected_calibration_error
+
+    probs = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.5, 0.3, 0.2], [0.2, 0.7, 0.1]])
+    labels = [0, 1, 0, 1]
+    # Bins of width 1/15: 0.9 → bin 13 (2 posts, accuracy 1/2); 0.5 → bin 7 (1, right); 0.7 → bin 10 (1, right).
+    expected = 2 / 4 * abs(0.9 - 0.5) + 1 / 4 * abs(0.5 - 1) + 1 / 4 * abs(0.7 - 1)
+    assert expected_calibration_error(probs, labels) == pytest.approx(expected)
+
+
+def test_trained_model_is_calibrated_on_validation_and_applies_it(trained: Path):
+    from analysis.calibration import softmax
+    from analysis.stance import FineTunedStance
+
+    card = json.loads((trained / "model_card.json").read_text())
+    calibration = card["calibration"]
+    assert calibration["ece_bins"] == 15
+    backend = FineTunedStance.load(trained, precision="fp32")
+    for k, target in enumerate(backend.targets):
+        entry = calibration["targets"][target]
+        assert {"validation_ece_before", "validation_ece_after", "test_ece_before", "test_ece_after"} <= set(entry)
+        # Fitted on validation, so validation NLL (and almost always ECE) does not get worse.
+        assert entry["validation_ece_after"] <= entry["validation_ece_before"] + 0.02
+        assert float(backend.temperatures[k]) == pytest.approx(entry["temperature"], rel=1e-3)
+        assert card["metrics"]["test"][target]["ece"] == pytest.approx(entry["test_ece_after"], abs=1e-3)
+    logits = backend.logits(TEXTS, bf16=False).numpy()
+    probs = backend.predict(TEXTS)
+    for k, target in enumerate(backend.targets):
+        assert np.allclose(probs[target], softmax(logits[:, k] / float(backend.temperatures[k])), atol=1e-6)
+        assert (probs[target].argmax(1) == logits[:, k].argmax(1)).all()  # calibration keeps the labels
+
+
+def test_auto_precision_picks_bf16_only_where_it_measured_faster():
+    from analysis.stance import _PRECISION_CHOICES, choose_precision, resolve_precision
+
+    assert choose_precision({"fp32": 1.0, "bf16": 0.34}) == "bf16"  # quiet machine: 3x faster
+    assert choose_precision({"fp32": 1.0, "bf16": 1.31}) == "fp32"  # loaded machine: slower
+    assert choose_precision({"fp32": 1.0, "bf16": 0.95}) == "fp32"  # within the noise margin
+    calls = []
+
+    def measure(seconds: dict[str, float]):
+        def run() -> dict[str, float]:
+            calls.append(seconds)
+            return seconds
+        return run
+
+    key = ("test-model", "cpu", 2)
+    _PRECISION_CHOICES.pop(key, None)
+    assert resolve_precision("auto", key, measure({"fp32": 1.0, "bf16": 0.4}), native_bf16=True) == "bf16"
+    # Measured once per process: later calls reuse the choice without measuring again.
+    assert resolve_precision("auto", key, measure({"fp32": 1.0, "bf16": 9.0}), native_bf16=True) == "bf16"
+    assert len(calls) == 1
+    # Without bf16 instructions bf16 would be emulated: fp32, nothing measured. Explicit choices stand.
+    assert resolve_precision("auto", ("other", "cpu", 2), measure({}), native_bf16=False) == "fp32"
+    assert resolve_precision("fp32", key, measure({}), native_bf16=True) == "fp32"
+    assert resolve_precision("bf16", ("x", "cpu", 1), measure({}), native_bf16=False) == "bf16"
+    assert len(calls) == 1
+    _PRECISION_CHOICES.pop(key, None)
+
+
+def test_precision_probe_times_both_precisions_on_the_loaded_model(trained: Path):
+    from analysis.stance import FineTunedStance
+
+    backend = FineTunedStance.load(trained, precision="auto")
+    seconds = backend.measure_precisions(posts=4, tokens=20, repeats=1)
+    assert set(seconds) == {"fp32", "bf16"} and all(0 < s < 60 for s in seconds.values())
+    assert isinstance(backend.bf16, bool)
+
+
+def test_training_batches_group_similar_lengths_and_cover_every_post_once():
+    from analysis.train import bucketed_batches
+
+    rng = np.random.default_rng(1)
+    lengths = [int(x) for x in rng.integers(5, 400, size=1000)]
+    batches = bucketed_batches(lengths, 16, torch.Generator().manual_seed(3))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert len(batches) == 63 and all(1 <= len(b) <= 16 for b in batches)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.25 * sum(lengths)  # random batches of 16 pad to about 1.8x
+    again = bucketed_batches(lengths, 16, torch.Generator().manual_seed(3))
+    assert again == batches and bucketed_batches(lengths, 16, torch.Generator().manual_seed(4)) != batches
