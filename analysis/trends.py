@@ -262,11 +262,18 @@ def prefer_human_coding(con: Any, model_id: str, targets: list[str],
             chosen[target] = matrix
             used[target] = h["source"]
             continue
-        data = (stored.get(target) or {}).get("data", "the model's stored evaluation") if target in matrices else None
+        entry = stored.get(target) or {}
+        data = entry.get("data", "the model's stored evaluation") if target in matrices else None
         why = f"{h['n']} human-coded posts (fewer than {MIN_CORRECTION_N})" if not h["usable"] else \
             f"the {h['n']} human-coded posts cannot separate the classes"
-        used[target] = (f"corrected with {data}, since {why}" if data else f"not corrected: {why} and no "
-                        "stored evaluation")
+        if data:
+            n = entry.get("n") or int(np.asarray(entry.get("confusion") or 0).sum())
+            used[target] = f"corrected with {data} (n = {n}), since {why}"
+            if n < MIN_CORRECTION_N:
+                used[target] += f"; that evaluation has fewer than {MIN_CORRECTION_N} labelled posts, so " \
+                                "the correction is itself uncertain"
+        else:
+            used[target] = f"not corrected: {why} and no stored evaluation"
     return chosen, used
 
 

@@ -58,8 +58,10 @@ def test_fallback_below_100_says_which_evaluation(tmp_path):
     db, _, _ = _warehouse(tmp_path, 99)
     with warehouse.reading(db) as con:
         table = stance_trends(con, period="week", platforms=["all"], bootstrap_samples=50)
-    assert table.corrections["openai"] == ("corrected with test split of the bundled data, since 99 human-coded "
-                                           "posts (fewer than 100)")
+    # The stored evaluation has 30 posts: the fallback says so rather than passing it off as solid.
+    assert table.corrections["openai"] == ("corrected with test split of the bundled data (n = 30), since 99 "
+                                           "human-coded posts (fewer than 100); that evaluation has fewer than "
+                                           "100 labelled posts, so the correction is itself uncertain")
     assert "0 human-coded posts" in table.corrections["artists"]
     stored = np.array(STORED["confusion"], dtype=float)
     row = next(r for r in table.rows if r["target"] == "openai" and r["posts"])
@@ -75,4 +77,21 @@ def test_the_annotations_migration_applied_twice_keeps_annotations(tmp_path):
     con.execute(sql)
     assert con.execute("SELECT * FROM annotations ORDER BY annotation_id").fetchall() == before
     assert json.loads(con.execute("SELECT query FROM samples").fetchone()[0]) == {}
+    con.close()
+
+
+def test_every_evaluation_is_kept_and_the_latest_is_current(tmp_path):
+    from trends_data import MODEL, new_warehouse
+    from trends_data import metrics as stored_metrics
+
+    con = new_warehouse(tmp_path / "w.duckdb", None)
+    first = stored_metrics()
+    second = {t: {**m, "data": "dev.csv (sha256 0123456789abcdef)", "n": 360} for t, m in first.items()}
+    warehouse.set_model_metrics(con, MODEL, first)
+    warehouse.set_model_metrics(con, MODEL, second)
+    history = warehouse.evaluations(con, MODEL)
+    assert [h["dataset"] for h in history] == ["dev.csv (sha256 0123456789abcdef)", "test set"]
+    assert history[0]["dataset_sha256"] == "0123456789abcdef" and history[1]["dataset_sha256"] is None
+    assert json.loads(history[1]["n"]) == {t: m["n"] for t, m in first.items()}
+    assert json.loads(warehouse.model_metrics(con, MODEL)) == second  # the latest is the one corrections use
     con.close()

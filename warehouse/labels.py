@@ -8,6 +8,7 @@ table per batch.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,7 +83,23 @@ def list_models(con: duckdb.DuckDBPyConnection) -> list[ModelInfo]:
 
 
 def set_model_metrics(con: duckdb.DuckDBPyConnection, model_id: str, metrics: dict[str, Any]) -> None:
+    """Make `metrics` the model's current evaluation and add it to the `evaluations` history."""
     con.execute("UPDATE models SET metrics = ? WHERE model_id = ?", [json.dumps(metrics), model_id])
+    datasets = sorted({str(m.get("data", "")) for m in metrics.values() if isinstance(m, dict)})
+    dataset = "; ".join(d for d in datasets if d) or "unknown"
+    digest = re.search(r"sha256 ([0-9a-f]{8,64})", dataset)
+    n = {target: m.get("n") for target, m in metrics.items() if isinstance(m, dict)}
+    con.execute("INSERT INTO evaluations (model_id, dataset, dataset_sha256, n, metrics, evaluated_at) "
+                "VALUES (?, ?, ?, ?, ?, now())",
+                [model_id, dataset, digest.group(1) if digest else None, json.dumps(n), json.dumps(metrics)])
+
+
+def evaluations(con: duckdb.DuckDBPyConnection, model_id: str) -> list[dict[str, Any]]:
+    """Every stored evaluation of a model, newest first."""
+    cursor = con.execute("SELECT evaluation_id, dataset, dataset_sha256, n, evaluated_at FROM evaluations "
+                         "WHERE model_id = ? ORDER BY evaluation_id DESC", [model_id])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def posts_to_label(

@@ -249,6 +249,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        8,
+        "evaluations: every evaluation of a model kept (data set, its hash, n, metrics, time)",
+        # models.metrics holds the latest evaluation, which the prevalence correction uses; this keeps
+        # the history, so a later evaluation never erases what an earlier one measured.
+        """
+        CREATE SEQUENCE IF NOT EXISTS evaluation_ids START 1;
+        CREATE TABLE IF NOT EXISTS evaluations (
+            evaluation_id  BIGINT PRIMARY KEY DEFAULT nextval('evaluation_ids'),
+            model_id       VARCHAR NOT NULL,
+            dataset        VARCHAR NOT NULL,   -- what was scored, as `evaluate` describes it
+            dataset_sha256 VARCHAR,            -- of the labelled file, where the description names it
+            n              JSON NOT NULL,      -- target -> labelled posts scored
+            metrics        JSON NOT NULL,
+            evaluated_at   TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
