@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -13,6 +12,7 @@ from analysis.trends import Window
 from collectors import registry
 from collectors.registry import Source
 
+from . import demo_folder
 from . import status as status_mod
 from .config import Config, default_config_text, parse_config
 
@@ -33,12 +33,10 @@ def _collect(config: Config, source: Source, console: Console) -> None:
         _show_communities(config, source, console)
 
 
-def run_demo(demo_dir: Path, console: Console) -> int:
-    demo_dir = demo_dir.resolve()
-    # A fresh warehouse every time, so the demo's numbers are always the same.
-    if demo_dir.exists():
-        shutil.rmtree(demo_dir)
-    demo_dir.mkdir(parents=True)
+def run_demo(demo_dir: Path, console: Console, force: bool = False) -> int:
+    # A fresh warehouse every time, so the demo's numbers are always the same; only ever in a
+    # folder the demo created itself (demo_folder).
+    demo_dir = demo_folder.prepare(demo_dir, default_config_text(), force)
     config = parse_config(default_config_text(), "demo config", demo_dir)
     console.print(f"[bold]leakwatch demo[/bold] in {demo_dir}")
     with warehouse.writing(config.warehouse_path) as con:
@@ -49,7 +47,6 @@ def run_demo(demo_dir: Path, console: Console) -> int:
     _label_posts(config, console)
     status_mod.show(status_mod.gather(config.warehouse_path), console, brief=True)
     console.print(f"Query it: leakwatch --config {demo_dir / 'leakwatch.toml'} sql \"SELECT * FROM posts LIMIT 5\"")
-    (demo_dir / "leakwatch.toml").write_text(default_config_text(), encoding="utf-8")
     _write_report(config, console)
     _export_step(config, console)
     return 0
