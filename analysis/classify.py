@@ -18,7 +18,7 @@ import pyarrow as pa
 import warehouse
 from warehouse.records import LABELS
 
-from .models import StanceSetup, load_backend
+from .models import StanceSetup, load_backend, select_model
 
 # Labels are stored after every chunk: an interruption loses at most one chunk of work.
 CHUNK_POSTS = 2048
@@ -36,7 +36,8 @@ class ClassifySummary:
         if not self.labelled:
             return f"classify: nothing to label; every post has a label from {self.model_id}"
         rate = self.labelled / self.seconds if self.seconds > 0 else float("inf")
-        return (f"classify: {self.labelled} posts labelled for {', '.join(self.targets)} with {self.model_id} "
+        posts = "post" if self.labelled == 1 else "posts"
+        return (f"classify: {self.labelled} {posts} labelled for {', '.join(self.targets)} with {self.model_id} "
                 f"in {self.seconds:.1f}s ({rate:.0f} posts/s)")
 
 
@@ -78,6 +79,7 @@ def label_posts(
     with warehouse.writing(warehouse_path) as con:
         backend = load_backend(setup, con, model)
         warehouse.configure(con, targets, backend.model_id)
+        select_model(con, backend.model_id)  # labelling with a model makes it the one used next time
         todo = warehouse.posts_to_label(con, backend.model_id, targets, relabel)
     summary = ClassifySummary(backend.model_id, targets=targets, relabel=relabel)
     if todo.num_rows == 0:

@@ -78,10 +78,20 @@ def collect(app: App, platform: str | None, since: str | None, until: str | None
     from .collect import make_collector, run_collection
 
     start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
-    platforms = [platform] if platform else app.config.enabled_sources()
+    if platform:
+        summary = run_collection(app.config, make_collector(app.config, platform, start, end), app.err)
+        app.console.print(summary.line())
+        return 0 if summary.status == "ok" else 1
+    # Every enabled platform is tried, and each reported: one platform's missing credentials or
+    # failure does not keep the others from collecting.
     failed = False
-    for name in platforms:
-        summary = run_collection(app.config, make_collector(app.config, name, start, end), app.err)
+    for name in app.config.enabled_sources():
+        try:
+            summary = run_collection(app.config, make_collector(app.config, name, start, end), app.err)
+        except USER_ERRORS as exc:
+            click.echo(f"leakwatch: error: {exc}", err=True)
+            failed = True
+            continue
         app.console.print(summary.line())
         failed = failed or summary.status != "ok"
     return 1 if failed else 0
@@ -190,7 +200,11 @@ def run(app: App, once: bool) -> int:
     from .logs import add_file_logging
 
     add_file_logging(app.config.log_path, app.verbose)
-    return run_daemon(app.config, once, app.err)
+    code = run_daemon(app.config, once, app.err)
+    if code and once:
+        click.echo(f"leakwatch: error: run --once: a job failed (details above and in {app.config.log_path})",
+                   err=True)
+    return code
 
 
 @cli.command()
@@ -225,21 +239,65 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same model).")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Train on the first N training examples only (a quick smoke run).")
+@click.option("--force", is_flag=True, help="Train again even if this model is in the data folder or user cache.")
+@click.option("--set-current", is_flag=True,
+              help="Make the new model current even if it scores lower on validation than the current one.")
 @pass_app
-def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None) -> int:
+def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None,
+          force: bool, set_current: bool) -> int:
     """Fine-tune the bundled MiniLM weights into a stance classifier, offline."""
     from analysis.train import HyperParameters
 
-    from .training import print_evaluation, run_training
+    from .training import choose_current, print_evaluation, train_or_reuse
 
     defaults = HyperParameters()
     hp = HyperParameters(epochs=epochs or defaults.epochs, seed=defaults.seed if seed is None else seed,
                          limit=limit)
-    trained = run_training(app.config, app.err, hp, data_csv)
-    if trained.metrics:
-        print_evaluation(app.console, trained.model_id, trained.metrics)
-    click.echo(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "
-               f"(epoch {trained.card['selected_epoch']} of {hp.epochs} chosen on validation)")
+    card, how = train_or_reuse(app.config, app.err, hp, data_csv, force)
+    model_id = card["model_id"]
+    test = card.get("metrics", {}).get("test") or {}
+    if test:
+        print_evaluation(app.console, model_id, test)
+    if how == "trained":
+        click.echo(f"train: saved {model_id} in {card['training_seconds']:.0f}s "
+                   f"(epoch {card['selected_epoch']} of {hp.epochs} chosen on validation)")
+    else:
+        where = "in this data folder" if how == "here" else "in the user cache"
+        click.echo(f"train: reused {model_id} {where}: same data and settings give the same model "
+                   "(--force trains it again)")
+    selection, weak = choose_current(app.config, model_id, set_current)
+    click.echo(f"train: {selection.reason}" + ("; run `leakwatch classify` to label with it" if selection.selected
+                                                 and selection.previous != model_id else ""))
+    if weak:
+        scores = ", ".join(f"{t} {f1:.3f}" for t, f1 in weak.items())
+        app.err.print(f"warning: {model_id} is a low-quality model (validation macro-F1 {scores}, below 0.5): "
+                      "its labels and adjusted shares are unreliable")
+    return 0
+
+
+@cli.group()
+def model() -> None:
+    """The stance models of this warehouse: list them, choose the current one."""
+
+
+@model.command("list")
+@pass_app
+def model_list(app: App) -> int:
+    """Every model: id, created, base weights, validation and test macro-F1 per target; * marks the current."""
+    from .models import print_models
+
+    print_models(app.config, app.console)
+    return 0
+
+
+@model.command("use")
+@click.argument("model_id")
+@pass_app
+def model_use(app: App, model_id: str) -> int:
+    """Make MODEL_ID current (from this warehouse, its models folder or the user cache)."""
+    from .models import use_model
+
+    app.console.print(use_model(app.config, model_id), soft_wrap=True)
     return 0
 
 
@@ -278,13 +336,16 @@ def evaluate(app: App, data_csv: Path | None, model: str | None, split: str | No
 
 @cli.command()
 @click.option("--dir", "demo_dir", default="leakwatch-demo", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder for the demo's data.")
+              type=click.Path(path_type=Path),
+              help="Folder for the demo's data: a new or empty one, or one an earlier demo created.")
+@click.option("--force", is_flag=True,
+              help="Wipe an earlier demo's folder even if you changed it (never a folder the demo did not create).")
 @pass_app
-def demo(app: App, demo_dir: Path) -> int:
+def demo(app: App, demo_dir: Path, force: bool) -> int:
     """The whole pipeline offline on sample data: a fresh warehouse in DIR."""
     from .demo import run_demo
 
-    return run_demo(demo_dir, app.console)
+    return run_demo(demo_dir, app.console, force)
 
 
 def main() -> None:

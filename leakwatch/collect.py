@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,8 @@ import warehouse
 from collectors import registry
 from collectors.base import Collector, CollectorError
 
-from .config import Config, require_env
+from .config import Config
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,13 @@ def make_collector(config: Config, platform: str, since: datetime | None = None,
     """The configured collector for `platform`, its secrets read from the environment (ConfigError
     naming the variable when one is missing); `options` go to the source's factory (e.g. a clock)."""
     source = registry.get(platform)
-    secrets = {name: require_env(name) for name in source.secrets}
+    secrets = {name: os.environ.get(name, "").strip() for name in source.secrets}
+    missing = [name for name, value in secrets.items() if not value]
+    if missing:  # every missing variable at once, not one per attempt
+        names = ", ".join(missing)
+        raise ConfigError(f"{platform}: environment variable{'s' if len(missing) > 1 else ''} {names} "
+                          f"{'are' if len(missing) > 1 else 'is'} not set; export "
+                          f"{'them' if len(missing) > 1 else 'it'} before collecting")
     return registry.build(platform, config.source_settings(platform), secrets, since, until, **options)
 
 
@@ -78,7 +86,7 @@ def run_collection(
         summary = RunSummary(warehouse.start_run(con, platform, collector.query_keys()), platform, "running")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console or Console(stderr=True), transient=True,
-                  disable=console is None) as progress:
+                  disable=console is None or not console.is_terminal) as progress:
         task = progress.add_task(f"{platform}: starting", total=None)
         try:
             for page in collector.pages(checkpoints):

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -17,6 +18,7 @@ from analysis.trends import LABELS, TrendTable, Window, stance_trends
 from collectors import registry
 
 from .config import Config
+from .fit import fits, header_min_width
 
 
 def platform_facts() -> list[report_mod.Platform]:
@@ -52,11 +54,11 @@ def write_report_for(
         raise TrendsError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
 
 
-def _interval(row: dict, prefix: str) -> str:
+def _interval(row: dict, prefix: str, stacked: bool = False) -> str:
     share, low, high = row.get(prefix), row.get(f"{prefix}_low"), row.get(f"{prefix}_high")
     if share is None:
         return "–"
-    return f"{share * 100:.1f} ({low * 100:.1f}–{high * 100:.1f})"
+    return f"{share * 100:.1f}{chr(10) if stacked else ' '}({low * 100:.1f}–{high * 100:.1f})"
 
 
 def print_trends(
@@ -71,6 +73,10 @@ def print_trends(
     err: Console,
 ) -> TrendTable:
     settings = config.settings.report
+    unknown = [t for t in targets if t not in config.target_names]
+    if unknown:
+        raise TrendsError(f"trends: no target {', '.join(map(repr, unknown))}; the configured targets are "
+                          f"{', '.join(config.target_names)}")
     with warehouse.reading(config.warehouse_path) as con:
         table = stance_trends(con, period or settings.period, "authors" if authors else "posts", window,
                               targets or None, platforms or None, settings.bootstrap_samples, settings.seed)
@@ -95,18 +101,31 @@ def _show(table: TrendTable, authors: bool, console: Console) -> None:
     if not table.rows:
         console.print(f"{table.view}: no rows (no labelled posts from the current model in this window)")
         return
+    # The widest layout that fits the terminal, so no interval is ever cut: one line per row; else
+    # each interval under its share; else without the `none` columns (--csv has every column).
+    for stacked, labels in ((False, LABELS), (True, LABELS), (True, ("favor", "against"))):
+        out = _trend_table(table, authors, stacked, labels)
+        if fits(out, console):
+            break
+    console.print(out)
+    if labels != LABELS:
+        console.print("(the `none` shares are left out to fit the terminal; --csv or a wider terminal shows them)")
+
+
+def _trend_table(table: TrendTable, authors: bool, stacked: bool, labels: tuple[str, ...]) -> Table:
     count = "authors" if authors else "posts"
     adjusted = "adjusted_share_favor" in table.columns
     out = Table(title=f"{table.view}, model {table.model_id}: share % (95% interval: Wilson; adjusted: bootstrap)",
-                title_justify="left", header_style="bold", padding=(0, 1))
+                title_justify="left", header_style="bold", padding=(0, 1), box=box.SIMPLE_HEAD,
+                show_lines=stacked)
     for name in ["period", "target", "platform", count]:
         out.add_column(name, no_wrap=True, justify="right" if name in ("period", count) else "left")
-    for name in [*LABELS, *(("adj. favor", "adj. against") if adjusted else ())]:
-        out.add_column(name, justify="right")
+    for name in [*labels, *(("adj. favor", "adj. against") if adjusted else ())]:
+        out.add_column(name, justify="right", no_wrap=True, min_width=header_min_width(name))
     for r in table.rows:
         cells = [str(r["period"]), r["target"], r["platform"], f"{r[count]:,}"]
-        cells += [_interval(r, f"share_{label}") for label in LABELS]
+        cells += [_interval(r, f"share_{label}", stacked) for label in labels]
         if adjusted:
-            cells += [_interval(r, f"adjusted_share_{label}") for label in ("favor", "against")]
+            cells += [_interval(r, f"adjusted_share_{label}", stacked) for label in ("favor", "against")]
         out.add_row(*cells)
-    console.print(out)
+    return out

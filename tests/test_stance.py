@@ -276,7 +276,7 @@ def test_classify_is_incremental_relabels_changed_text_and_keeps_old_models(proj
 
     add_posts(db, TEXTS[:1] + ["I changed my mind: OpenAI treated the testers fairly."] + TEXTS[2:])
     changed = run_cli(config, "classify")
-    assert changed.returncode == 0 and "1 posts labelled" in changed.stdout
+    assert changed.returncode == 0 and "1 post labelled" in changed.stdout
     with warehouse.reading(db) as con:
         stale = con.execute("SELECT count(*) FROM labels l JOIN posts p USING (platform, post_id) "
                             "WHERE l.content_hash <> p.content_hash").fetchone()[0]

@@ -25,11 +25,11 @@ _EXPORTS = {
     "add_to_run": "runs", "close_abandoned_runs": "runs", "commit_page": "runs", "finish_run": "runs",
     "get_checkpoints": "runs", "start_run": "runs",
     "LATEST_VERSION": "schema", "schema_version": "schema",
-    "community_summary": "summaries", "known_posts": "summaries", "status_rows": "summaries",
+    "community_summary": "summaries", "known_posts": "summaries", "post_count": "summaries", "status_rows": "summaries",
     "top_threads": "summaries", "version_changes": "summaries",
     "PERIOD_VIEWS": "trends", "daily_volume": "trends", "model_metrics": "trends", "period_rows": "trends",
     "period_totals": "trends", "top_posts": "trends",
-    "configure": "views", "get_setting": "views", "get_targets": "views",
+    "configure": "views", "get_setting": "views", "set_setting": "views", "get_targets": "views",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -101,6 +101,9 @@ def export_weeks(job: ExportJob, weeks: Sequence[Week] | None = None) -> list[We
     done: list[WeekExport] = []
     with warehouse.reading(job.warehouse_path) as con:
         states = week_states(warehouse.week_states(con))
+        empty = [str(w) for w in weeks or () if str(w) not in states]
+        if empty:  # an empty folder would read as "exported, nothing happened"; say so instead
+            raise ExportError(f"no posts in {', '.join(sorted(set(empty)))}: nothing exported")
         chosen = choose_weeks(states, weeks, lambda name: manifest_mod.stored_state(root / name),
                               job.pseudonymizer is not None, job.now)
         for week, state in chosen:
