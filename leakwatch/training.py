@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 import warehouse
-from analysis.models import copy_model, register_folder
+from analysis.models import Selection, copy_model, low_quality, offer_model, register_folder
 from analysis.training import card_matches, evaluate_and_store, evaluation_data, train_and_register, training_data
 
 from .config import Config
@@ -36,19 +36,72 @@ def cache_dir() -> Path:
 def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None) -> Any:
     """Train, save under <data_dir>/models/<model_id>, register in the warehouse; returns TrainedModel."""
     data = training_data(config.target_names, csv_path)
-    progress = Progress(TextColumn("training {task.fields[info]}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True)
+    return _train(config, console, hp, data)
+
+
+def _train(config: Config, console: Console, hp: HyperParameters, data: Any) -> Any:
+    # A bar for the whole run (with the time left) and one for the epoch's batches; on a console that
+    # is not a terminal (piped, logged) only the plain line per epoch, no bars.
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[unit]}"), TimeRemainingColumn(), console=console,
+                        transient=True, disable=not console.is_terminal)
     with progress:
-        task = progress.add_task("train", total=None, info="")
+        overall = progress.add_task("training", total=None, unit="steps")
+        epoch_task = progress.add_task("epoch 1", total=None, unit="batches")
+        per_epoch = [0]
 
         def report(p: Any) -> None:
-            info = f"epoch {p.epoch}, loss {p.loss:.3f}"
+            per_epoch[0] = per_epoch[0] or max(1, p.total_steps // hp.epochs)
+            done_in_epoch = p.step - (p.epoch - 1) * per_epoch[0]
+            progress.update(overall, completed=p.step, total=p.total_steps)
+            progress.update(epoch_task, description=f"epoch {p.epoch}/{hp.epochs}", completed=done_in_epoch,
+                            total=per_epoch[0])
             if p.validation_f1 is not None:
-                info += f", validation macro-F1 {p.validation_f1:.3f}"
-                console.print(f"epoch {p.epoch}: mean loss {p.loss:.3f}, validation macro-F1 {p.validation_f1:.3f}")
-            progress.update(task, completed=p.step, total=p.total_steps, info=info)
+                console.print(f"epoch {p.epoch}/{hp.epochs}: mean loss {p.loss:.3f}, "
+                              f"validation macro-F1 {p.validation_f1:.3f}")
 
         return train_and_register(config.warehouse_path, config.stance_setup(), hp, data, report)
+
+
+def train_or_reuse(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
+                   force: bool = False) -> tuple[Any, str]:
+    """The model these data and settings make: this folder's or the user cache's copy when its card
+    matches (training is deterministic, so it is the same model), else trained now and cached.
+    Returns (model card, how it was obtained: "trained", "here" or "cache")."""
+    from analysis.stance import read_card
+    from analysis.train import planned_model_id
+
+    data = training_data(config.target_names, csv_path)
+    model_id = planned_model_id(data, hp)
+    local, cached = config.models_dir / model_id, cache_dir() / model_id
+    if not force and card_matches(local, model_id, data):
+        how = "here"
+    elif not force and card_matches(cached, model_id, data):
+        copy_model(cached, config.models_dir)
+        how = "cache"
+    else:
+        _train(config, console, hp, data)
+        _cache(local)
+        return read_card(local), "trained"
+    with warehouse.writing(config.warehouse_path) as con:
+        register_folder(con, local)
+    return read_card(local), how
+
+
+def _cache(folder: Path) -> None:
+    try:
+        copy_model(folder, cache_dir())
+    except OSError as exc:  # a read-only home must not fail the run
+        log.warning("could not cache the model in %s: %s", cache_dir(), exc)
+
+
+def choose_current(config: Config, model_id: str, force: bool) -> tuple[Selection, dict[str, float]]:
+    """Make `model_id` the current model if it is at least as good on validation (or `force`);
+    returns the decision and the targets on which it is low quality."""
+    with warehouse.writing(config.warehouse_path) as con:
+        selection = offer_model(con, model_id, force)
+        weak = low_quality(warehouse.get_model(con, model_id))
+    return selection, weak
 
 
 def ensure_default_model(config: Config, console: Console, hp: HyperParameters | None = None) -> str:
@@ -66,11 +119,8 @@ def ensure_default_model(config: Config, console: Console, hp: HyperParameters |
             copy_model(cached, config.models_dir)
         else:
             console.print("training the stance model (once per machine; a few minutes on 2 cores)…")
-            trained = run_training(config, console, hp)
-            try:
-                copy_model(local, cache_dir())
-            except OSError as exc:  # a read-only home must not fail the run
-                log.warning("could not cache the model in %s: %s", cache_dir(), exc)
+            trained = _train(config, console, hp, data)
+            _cache(local)
             _print_metrics(console, trained.metrics, f"{model_id} on the test split:")
     with warehouse.writing(config.warehouse_path) as con:
         register_folder(con, local)
@@ -82,7 +132,7 @@ def run_evaluation(config: Config, console: Console, csv_path: Path | None = Non
     """Score a model on labelled data, store the metrics on the model, return (model_id, metrics)."""
     examples, description = evaluation_data(config.target_names, csv_path, split)
     progress = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), console=console,
-                        transient=True)
+                        transient=True, disable=not console.is_terminal)
     with progress:
         task = progress.add_task("evaluate", total=None)
         return evaluate_and_store(config.warehouse_path, config.stance_setup(), examples, description, model,
