@@ -19,6 +19,14 @@ class InvalidItem(ValueError):
     """A postView the SDK refuses, or whose record is not a usable post: skipped and counted."""
 
 
+def post_web_url(at_uri: str) -> str | None:
+    """The bsky.app address of a post, from its at:// URI (at://<did>/app.bsky.feed.post/<rkey>)."""
+    parts = at_uri.removeprefix("at://").split("/") if at_uri.startswith("at://") else []
+    if len(parts) != 3 or parts[1] != POST_NSID or not parts[0] or not parts[2]:
+        return None
+    return f"https://bsky.app/profile/{parts[0]}/post/{parts[2]}"
+
+
 def parse_time(value: str) -> datetime:
     """An atproto datetime as a UTC-aware datetime; a value without zone is read as UTC."""
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))

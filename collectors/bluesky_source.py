@@ -72,6 +72,12 @@ def demo(settings: BlueskySettings) -> Iterator[DemoSession]:
                           "(atproto, app password)", iter([DemoPass(local, secrets)]))
 
 
+# A post's bsky.app address from its at:// URI, as SQL over the posts table (alias p) for the exports'
+# post_url; bluesky_normalize.post_web_url is the same in Python (tests check they agree).
+POST_WEB_URL_SQL = ("CASE WHEN regexp_matches(p.post_id, '^at://[^/]+/app[.]bsky[.]feed[.]post/[^/]+$') "
+                    "THEN 'https://bsky.app/profile/' || split_part(p.post_id, '/', 3) || '/post/' "
+                    "|| split_part(p.post_id, '/', 5) END")
+
 SOURCE = Source(
     name="bluesky",
     display_name="Bluesky",
@@ -84,6 +90,7 @@ SOURCE = Source(
     engagement_sql=("coalesce(p.like_count, 0) + coalesce(p.repost_count, 0) + coalesce(p.quote_count, 0) "
                     "+ coalesce(p.reply_count, 0)"),
     engagement_text="likes + reposts + quotes + replies",
+    post_url_sql=POST_WEB_URL_SQL,
     example_settings={"queries": ["sora leak"]},
     demo=demo,
 )

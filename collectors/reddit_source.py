@@ -107,6 +107,7 @@ SOURCE = Source(
     # Reddit's net score plus comments.
     engagement_sql="coalesce(p.score, 0) + coalesce(p.reply_count, 0)",
     engagement_text="score + comments",
+    post_url_sql="p.url",  # Reddit's url is the permalink, the post's own address
     community_label="subreddit",
     community_prefix="r/",
     resumes_mid_listing=resumes_mid_listing,

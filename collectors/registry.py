@@ -64,6 +64,8 @@ class Source:
     # SQL over the posts table (alias p): the engagement the report ranks posts by, and in words.
     engagement_sql: str = "0"
     engagement_text: str = ""
+    # SQL over the posts table (alias p): the post's own web address (exports' post_url), or NULL.
+    post_url_sql: str = "NULL"
     community_label: str | None = None  # what its `community` column means (e.g. "subreddit"), if any
     community_prefix: str = ""
     # Whether a stored checkpoint cursor means a pass stopped mid-listing (for `leakwatch status`).

@@ -215,15 +215,20 @@ def run(app: App, once: bool) -> int:
               help="Folder for the week folders (default: export.dir in the data folder).")
 @click.option("--pseudonymize-authors", is_flag=True,
               help="Replace author ids and handles with a keyed hash (key: $LEAKWATCH_PSEUDONYM_KEY).")
+@click.option("--excel", is_flag=True, help="UTF-8 with a byte-order mark, so Excel shows non-English text.")
+@click.option("--include-deleted", is_flag=True,
+              help="Keep the title and text of posts deleted upstream (left out by default, per platform terms).")
 @pass_app
-def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_authors: bool) -> int:
+def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_authors: bool, excel: bool,
+           include_deleted: bool) -> int:
     """Weekly CSV exports: posts.csv, stance_daily.csv and manifest.json per ISO week."""
     from analysis.export import Week
 
     from .export import export_weeks
 
     chosen = [Week.parse(w) for w in weeks] or None
-    done = export_weeks(app.config, chosen, out_dir, pseudonymize_authors or None)
+    done = export_weeks(app.config, chosen, out_dir, pseudonymize_authors or None,
+                        include_deleted=include_deleted, excel=excel)
     for week in done:
         app.console.print(week.line())
     if not done:
