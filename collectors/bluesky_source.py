@@ -69,7 +69,7 @@ def demo(settings: BlueskySettings) -> Iterator[DemoSession]:
     with BlueskyReplay(load_sample_corpus()) as server:
         local = settings.model_copy(update={"service_url": server.url})
         yield DemoSession("[bold]Bluesky[/bold]: collecting from a local XRPC replay of Bluesky "
-                          "(atproto, app password)", iter([DemoPass(local, secrets)]))
+                          "(atproto, app password)", iter([DemoPass(local, secrets, clock=lambda: server.now)]))
 
 
 # A post's bsky.app address from its at:// URI, as SQL over the posts table (alias p) for the exports'

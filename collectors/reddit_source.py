@@ -90,7 +90,8 @@ def demo(settings: RedditSettings) -> Iterator[DemoSession]:
             # is newer than its checkpoints and refetches the recent threads.
             for when in (datetime(2024, 11, 27, tzinfo=UTC), datetime(2024, 12, 3, tzinfo=UTC), server.now):
                 server.now = when
-                yield DemoPass(local, secrets, {"clock": lambda: server.now}, f"as of {when:%Y-%m-%d}: ")
+                yield DemoPass(local, secrets, {"clock": lambda: server.now}, f"as of {when:%Y-%m-%d}: ",
+                               clock=lambda: server.now)
 
         yield DemoSession("[bold]Reddit[/bold]: collecting from a local replay of the Reddit API "
                           "(praw, app-only OAuth)", passes())

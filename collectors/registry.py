@@ -35,6 +35,9 @@ class DemoPass:
     secrets: dict[str, str]  # the replay server's demo credentials
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for `build`
     label: str = ""  # printed before the pass's summary line
+    # The replay's clock: the pass's runs are recorded at its time, so exports of the sample weeks
+    # show the runs that collected them.
+    clock: Callable[[], datetime] | None = None
 
 
 @dataclass(frozen=True)

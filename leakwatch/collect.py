@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,8 +65,10 @@ def run_collection(
     collector: Collector,
     console: Console | None = None,
     stop: threading.Event | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> RunSummary:
-    """Authenticate, then stream pages into the warehouse; the run row records the outcome.
+    """Authenticate, then stream pages into the warehouse; the run row records the outcome (at
+    `clock`'s times when given: the demo's replayed collections keep their own dates).
 
     The write connection is opened per page and closed right after, so `leakwatch sql` and other
     readers get in between pages while a long pass runs. When `stop` is set, the pass ends after
@@ -83,7 +86,8 @@ def run_collection(
         if hasattr(collector, "use_known_posts"):
             # Collectors that revisit recent posts (to notice edits and deletions) ask what is stored.
             collector.use_known_posts(lambda since: _known_posts(path, platform, since))
-        summary = RunSummary(warehouse.start_run(con, platform, collector.query_keys()), platform, "running")
+        summary = RunSummary(warehouse.start_run(con, platform, collector.query_keys(),
+                                                 clock() if clock else None), platform, "running")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console or Console(stderr=True), transient=True,
                   disable=console is None or not console.is_terminal) as progress:
@@ -114,23 +118,24 @@ def run_collection(
                 _add_waits(path, summary.run_id, waits)
                 summary.rate_limit_waits += waits
         except (KeyboardInterrupt, SystemExit):
-            _finish(path, summary.run_id, "interrupted", "stopped by the user")
+            _finish(path, summary.run_id, "interrupted", "stopped by the user", clock)
             raise
         except Exception as exc:
-            _finish(path, summary.run_id, "failed", f"{type(exc).__name__}: {exc}")
+            _finish(path, summary.run_id, "failed", f"{type(exc).__name__}: {exc}", clock)
             exc.leakwatch_run_id = summary.run_id  # type: ignore[attr-defined]  (already on a run row)
             raise
         if summary.status == "running":
             summary.status = "ok"
-    _finish(path, summary.run_id, summary.status, summary.error)
+    _finish(path, summary.run_id, summary.status, summary.error, clock)
     return summary
 
 
-def _finish(path, run_id: int, status: str, error: str | None) -> None:
+def _finish(path, run_id: int, status: str, error: str | None,
+            clock: Callable[[], datetime] | None = None) -> None:
     """Close the run row; if even that cannot be written, the next pass marks it interrupted."""
     try:
         with warehouse.writing(path) as con:
-            warehouse.finish_run(con, run_id, status, error)
+            warehouse.finish_run(con, run_id, status, error, clock() if clock else None)
     except warehouse.WarehouseError as exc:
         log.error("could not record the end of run %d (%s): %s", run_id, status, exc)
 

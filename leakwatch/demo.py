@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -27,7 +29,7 @@ def _collect(config: Config, source: Source, console: Console) -> None:
             settings = config.settings.model_copy(update={source.name: demo_pass.settings})
             local = Config(settings, config.source, config.base_dir)
             collector = registry.build(source.name, demo_pass.settings, demo_pass.secrets, **demo_pass.options)
-            summary = run_collection(local, collector, console)
+            summary = run_collection(local, collector, console, clock=demo_pass.clock)
             console.print(f"  {demo_pass.label}{summary.line()}")
     if source.community_label:
         _show_communities(config, source, console)
@@ -46,10 +48,32 @@ def run_demo(demo_dir: Path, console: Console, force: bool = False) -> int:
             _collect(config, source, console)
     _label_posts(config, console)
     status_mod.show(status_mod.gather(config.warehouse_path), console, brief=True)
-    console.print(f"Query it: leakwatch --config {demo_dir / 'leakwatch.toml'} sql \"SELECT * FROM posts LIMIT 5\"")
+    console.print(f"Query it: {command_hint()} --config {_shown(demo_dir / 'leakwatch.toml')} sql "
+                  f"\"{QUERY_HINT}\"", soft_wrap=True, markup=False)
     _write_report(config, console)
     _export_step(config, console)
     return 0
+
+
+# A few readable columns, so the first query a newcomer runs fits an 80-column terminal as a table.
+QUERY_HINT = "SELECT platform, openai, artists, left(text, 40) AS text FROM posts_labeled LIMIT 5"
+
+
+def command_hint() -> str:
+    """How to run leakwatch from here: `leakwatch` when it is on PATH, else the venv's script."""
+    script = Path(sys.executable).parent / "leakwatch"
+    on_path = shutil.which("leakwatch")
+    if on_path and Path(on_path).resolve() == script.resolve():
+        return "leakwatch"
+    return _shown(script) if script.exists() else f"{_shown(Path(sys.executable))} -m leakwatch"
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current folder when it is inside it (shorter to type)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _export_step(config: Config, console: Console) -> None:

@@ -89,3 +89,12 @@ def test_relabelling_with_the_same_model_rewrites_no_week(tmp_path, seeded):  # 
     con.close()
     changed = cli(seeded, "export", check=True)
     assert "2024-W49" in changed.stdout and "2024-W48" not in changed.stdout
+
+
+def test_the_demos_weekly_manifests_record_the_runs_that_collected_them(demo_run):
+    manifest = json.loads((demo_run.folder / "leakwatch-data" / "exports" / "2024-W48" / "manifest.json").read_text())
+    assert manifest["collection"]["runs"].get("reddit") == {"ok": 1}  # the pass "as of 2024-11-27"
+    con = duckdb.connect(str(demo_run.db), read_only=True)
+    started = [r[0] for r in con.execute("SELECT started_at FROM runs ORDER BY run_id").fetchall()]
+    con.close()
+    assert started and all(t.year == 2024 for t in started)  # the replay's clock, not today
