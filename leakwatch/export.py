@@ -42,5 +42,7 @@ def export_weeks(
         post_url_sql=post_url_sql(),
         include_deleted=include_deleted,
         excel=excel,
+        bootstrap_samples=config.settings.report.bootstrap_samples,
+        seed=config.settings.report.seed,
     )
     return _export(job, weeks)

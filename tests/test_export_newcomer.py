@@ -42,12 +42,24 @@ def test_the_sql_and_python_bluesky_addresses_agree():
     assert from_sql["at://did:plc:abc123/app.bsky.feed.like/3lbx"] is None and from_sql["t3_abc"] is None
 
 
-def test_stance_daily_carries_the_model_id(tmp_path, seeded):  # noqa: F811
+def test_stance_daily_carries_adjusted_shares_and_the_model_id(tmp_path, seeded):  # noqa: F811
+    from trends_data import metrics
+
+    import warehouse
+
+    with warehouse.writing(warehouse_path(tmp_path)) as con:
+        warehouse.set_model_metrics(con, "test-model-1", metrics())
     cli(seeded, "export", "--week", "2024-W48", check=True)
     week = tmp_path / "data" / "exports" / "2024-W48"
     daily = rows_of(week / "stance_daily.csv")
     manifest = json.loads((week / "manifest.json").read_text())
     assert daily and {r["model_id"] for r in daily} == {manifest["model_id"]} == {"test-model-1"}
+    assert "adjusted_share_against_low" in daily[0]
+    # The seeded test model has evaluation metrics: labelled days carry adjusted shares inside [0, 1].
+    labelled = [r for r in daily if r["posts"] != "0"]
+    assert labelled and all(0 <= float(r["adjusted_share_against"]) <= 1 for r in labelled)
+    assert all(float(r["adjusted_share_against_low"]) <= float(r["adjusted_share_against_high"]) for r in labelled)
+    assert all(r["adjusted_share_favor"] == "" for r in daily if r["posts"] == "0")
 
 
 def test_excel_export_starts_with_a_bom_and_the_manifest_hashes_it(tmp_path, seeded):  # noqa: F811

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class ExportJob:
     post_url_sql: str = "NULL"  # SQL over posts p: each post's own web address (from the sources)
     include_deleted: bool = False  # keep the text of posts deleted upstream (platform terms say leave it out)
     excel: bool = False  # UTF-8 with a byte-order mark, so Excel shows non-English posts
+    bootstrap_samples: int = 1000  # for the adjusted shares in stance_daily.csv (report.bootstrap_samples)
+    seed: int = 20241126  # their seed (report.seed), so exports stay byte-identical
 
 
 @dataclass
@@ -73,8 +75,7 @@ def _export_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any]) ->
             (*r[:id_at], pseudonymizer(r[id_at]), pseudonymizer(r[handle_at]), *r[handle_at + 1:]) for r in rows
         )
     posts_count, posts_sha = write_csv(folder / "posts.csv", columns + label_columns, rows, job.excel)
-    daily_header, daily_rows = warehouse.stance_daily_rows(con, week.start.date(), week.end.date())
-    daily_header, daily_rows = [*daily_header, "model_id"], ((*r, model_id) for r in daily_rows)
+    daily_header, daily_rows = _stance_daily(con, job, week, model_id)
     daily_count, daily_sha = write_csv(folder / "stance_daily.csv", daily_header, daily_rows, job.excel)
 
     manifest_mod.write_manifest(folder, {
@@ -96,6 +97,20 @@ def _export_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any]) ->
         "source_state": state,
     })
     return WeekExport(week, folder, posts_count, daily_count, state["complete"])
+
+
+def _stance_daily(con: Any, job: ExportJob, week: Week, model_id: str | None
+                  ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The stance_daily view for the week's days, with the adjusted shares (empty when the current
+    model has no usable evaluation metrics) and the model_id whose labels they count."""
+    from ..trends import ADJUSTED_COLUMNS, Window, stance_trends
+
+    last_day = (week.end - timedelta(days=1)).date()
+    table = stance_trends(con, "day", "posts", Window(week.start.date(), last_day),
+                          bootstrap_samples=job.bootstrap_samples, seed=job.seed)
+    columns = [*table.columns, *(c for c in ADJUSTED_COLUMNS if c not in table.columns)]
+    rows = sorted(table.rows, key=lambda r: (r["period"], r["target"], r["platform"]))
+    return [*columns, "model_id"], [(*(r.get(c) for c in columns), model_id) for r in rows]
 
 
 def _options(job: ExportJob) -> dict[str, Any]:
