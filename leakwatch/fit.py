@@ -9,7 +9,9 @@ from rich.table import Table
 
 def fits(table: Table, console: Console) -> bool:
     """Whether `table` prints at its natural width, with no column folded."""
-    return Measurement.get(console, console.options, table).maximum <= console.width
+    # Measured with room to spare: Measurement.get clamps to the options' width otherwise.
+    unbounded = console.options.update(width=1_000_000)
+    return Measurement.get(console, unbounded, table).maximum <= console.width
 
 
 def header_min_width(header: str) -> int:

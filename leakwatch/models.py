@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -32,7 +31,7 @@ def print_models(config: Config, console: Console) -> None:
     # Narrow columns, so the table fits 80 columns: the id is the only long cell; base weights get
     # a letter, spelled out below the table.
     bases = sorted({m.base_weights or "unknown" for m in models})
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False,
+    table = Table(box=None, header_style="bold underline", pad_edge=False,
                   title=f"macro-F1 per target ({'/'.join(targets)}); * = current", title_justify="left")
     for column in ("", "model_id", "created", "base", "validation", "test"):
         table.add_column(column, justify="right" if column in ("validation", "test") else "left",

@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -101,29 +100,38 @@ def _show(table: TrendTable, authors: bool, console: Console) -> None:
     if not table.rows:
         console.print(f"{table.view}: no rows (no labelled posts from the current model in this window)")
         return
-    # The widest layout that fits the terminal, so no interval is ever cut: one line per row; else
-    # each interval under its share; else without the `none` columns (--csv has every column).
-    for stacked, labels in ((False, LABELS), (True, LABELS), (True, ("favor", "against"))):
-        out = _trend_table(table, authors, stacked, labels)
-        if fits(out, console):
-            break
-    console.print(out)
-    if labels != LABELS:
+    # One table per target and platform, in the widest layout that fits the terminal, so no interval
+    # is ever cut: one line per row; else each interval under its share; else without the `none`
+    # columns (--csv has every column).
+    console.print(f"{table.view}, model {table.model_id}: share % (95% interval: Wilson; adjusted: bootstrap)")
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in table.rows:
+        groups.setdefault((r["target"], r["platform"]), []).append(r)
+    dropped = False
+    for (target, platform), rows in groups.items():
+        for stacked, labels in ((False, LABELS), (True, LABELS), (True, ("favor", "against"))):
+            out = _trend_table(table, rows, f"{target} · {platform}", authors, stacked, labels)
+            if fits(out, console):
+                break
+        dropped = dropped or labels != LABELS
+        console.print(out)
+    if dropped:
         console.print("(the `none` shares are left out to fit the terminal; --csv or a wider terminal shows them)")
 
 
-def _trend_table(table: TrendTable, authors: bool, stacked: bool, labels: tuple[str, ...]) -> Table:
+def _trend_table(table: TrendTable, rows: list[dict], title: str, authors: bool, stacked: bool,
+                 labels: tuple[str, ...]) -> Table:
     count = "authors" if authors else "posts"
     adjusted = "adjusted_share_favor" in table.columns
-    out = Table(title=f"{table.view}, model {table.model_id}: share % (95% interval: Wilson; adjusted: bootstrap)",
-                title_justify="left", header_style="bold", padding=(0, 1), box=box.SIMPLE_HEAD,
-                show_lines=stacked)
-    for name in ["period", "target", "platform", count]:
-        out.add_column(name, no_wrap=True, justify="right" if name in ("period", count) else "left")
+    # No box and one space either side: the stacked layout of a period, a count and four shares fits 80.
+    out = Table(title=title, title_justify="left", title_style="bold", header_style="bold underline",
+                padding=(0, 1), box=None, pad_edge=False, show_lines=stacked)
+    for name in ["period", count]:
+        out.add_column(name, no_wrap=True, justify="right" if name == count else "left")
     for name in [*labels, *(("adj. favor", "adj. against") if adjusted else ())]:
         out.add_column(name, justify="right", no_wrap=True, min_width=header_min_width(name))
-    for r in table.rows:
-        cells = [str(r["period"]), r["target"], r["platform"], f"{r[count]:,}"]
+    for r in rows:
+        cells = [str(r["period"]), f"{r[count]:,}"]
         cells += [_interval(r, f"share_{label}", stacked) for label in labels]
         if adjusted:
             cells += [_interval(r, f"adjusted_share_{label}", stacked) for label in ("favor", "against")]
