@@ -12,8 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from test_stance import TEXTS, add_posts, write_config
+from test_stance import TEXTS, add_posts, trained, write_config  # noqa: F401  (trained: the session's model)
 
 import warehouse
 
@@ -30,11 +29,11 @@ def selected(db: Path) -> str | None:
         return warehouse.get_setting(con, "selected_model")
 
 
-def good_model(trained: Path, models_dir: Path) -> str:
+def good_model(model: Path, models_dir: Path) -> str:
     """A copy of the session's model whose card records a strong validation score (as a well
     trained model's card does), to stand for the current model a smoke run must not replace."""
     folder = models_dir / "minilm-stance-good"
-    shutil.copytree(trained, folder)
+    shutil.copytree(model, folder)
     card = json.loads((folder / "model_card.json").read_text())
     card["model_id"] = folder.name
     card["metrics"]["validation"] = {t: {**m, "macro_f1": 0.9} for t, m in card["metrics"]["validation"].items()}
@@ -42,7 +41,7 @@ def good_model(trained: Path, models_dir: Path) -> str:
     return folder.name
 
 
-def test_a_smoke_model_does_not_replace_a_better_current_model(tmp_path: Path, trained: Path):
+def test_a_smoke_model_does_not_replace_a_better_current_model(tmp_path: Path, trained: Path):  # noqa: F811
     config, cache = write_config(tmp_path), tmp_path / "cache"
     db = tmp_path / "data" / "leakwatch.duckdb"
     add_posts(db, TEXTS)
@@ -86,12 +85,12 @@ def test_train_reuses_the_cached_model_and_classify_offers_it(tmp_path: Path):
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    trained = cli(write_config(first), "train", "--epochs", "1", "--limit", "8", cache=cache)
-    assert trained.returncode == 0, trained.stderr
-    model_id = trained.stdout.split("train: saved ")[1].split()[0]
+    first_run = cli(write_config(first), "train", "--epochs", "1", "--limit", "8", cache=cache)
+    assert first_run.returncode == 0, first_run.stderr
+    model_id = first_run.stdout.split("train: saved ")[1].split()[0]
     assert (cache / model_id / "model_card.json").is_file()
     # Piped: the plain per-epoch line, no progress bar left-overs (no blank lines).
-    assert "epoch 1/1: mean loss" in trained.stderr and "\n\n" not in trained.stderr
+    assert "epoch 1/1: mean loss" in first_run.stderr and "\n\n" not in first_run.stderr
 
     config = write_config(second)
     add_posts(second / "data" / "leakwatch.duckdb", TEXTS[:2])
@@ -126,13 +125,3 @@ def test_training_shows_a_bar_per_epoch_with_time_left_on_a_terminal(tmp_path: P
     assert "epoch 1/2" in screen and "epoch 2/2" in screen and "batches" in screen
     assert "2/2" in screen  # an epoch's batches (8 examples, 4 a batch)
     assert "-:--:--" in screen or "0:00:" in screen  # the time-left column
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from test_stance import run_cli
-
-    folder = tmp_path_factory.mktemp("lifecycle-train")
-    result = run_cli(write_config(folder), "train", "--limit", "16", "--epochs", "1")
-    assert result.returncode == 0, result.stderr
-    return next((folder / "data" / "models").iterdir())
