@@ -19,7 +19,7 @@ import pyarrow as pa
 import warehouse
 from warehouse.records import LABELS
 
-from .models import StanceSetup, chosen_model, is_llm_spec, resolve_backend
+from .models import StanceSetup, chosen_model, is_llm_spec, resolve_backend, select_model
 
 if TYPE_CHECKING:
     from .llm_classify import LlmSummary
@@ -40,7 +40,8 @@ class ClassifySummary:
         if not self.labelled:
             return f"classify: nothing to label; every post has a label from {self.model_id}"
         rate = self.labelled / self.seconds if self.seconds > 0 else float("inf")
-        return (f"classify: {self.labelled} posts labelled for {', '.join(self.targets)} with {self.model_id} "
+        posts = "post" if self.labelled == 1 else "posts"
+        return (f"classify: {self.labelled} {posts} labelled for {', '.join(self.targets)} with {self.model_id} "
                 f"in {self.seconds:.1f}s ({rate:.0f} posts/s)")
 
 
@@ -91,6 +92,7 @@ def label_posts(
     backend = load()  # seconds of loading weights, with the warehouse free for readers
     with warehouse.writing(warehouse_path) as con:
         warehouse.configure(con, targets, backend.model_id)
+        select_model(con, backend.model_id)  # labelling with a model makes it the one used next time
         todo = warehouse.posts_to_label(con, backend.model_id, targets, relabel)
     summary = ClassifySummary(backend.model_id, targets=targets, relabel=relabel)
     if todo.num_rows == 0:

@@ -2,8 +2,14 @@
 
 A trained model is a folder `<data_dir>/models/<model_id>/` with a model_card.json, registered in
 the warehouse's `models` table. `stance.model` (or `--model`) picks one by id, names an NLI
-model as `nli:<hub id or folder>` or an LLM endpoint's model as `llm:<model>` (analysis/llm_classify.py);
-empty means the newest registered model.
+model as `nli:<hub id or folder>` or an LLM endpoint's model as `llm:<model>`
+(analysis/llm_classify.py); empty means the selected model (below).
+
+One lifecycle: the warehouse setting `selected_model` names the model `classify` labels with when
+the config names none. A newly trained model becomes selected only when it is at least as good on
+validation as the selected one (mean validation macro-F1 over the targets), or when the user says so
+(`train --set-current`, `leakwatch model use ID`). Labelling with a model selects it and makes it
+`current_model`, the model whose labels the views show.
 """
 
 from __future__ import annotations
@@ -68,6 +74,82 @@ def register_folder(con: Any, folder: Path, metrics: dict | None = None) -> str:
 def is_llm_spec(spec: str) -> bool:
     """`llm:<model>`, or the model_id of one (llm-<model>-<prompt sha8>)."""
     return spec.startswith(("llm:", "llm-"))
+SELECTED_KEY = "selected_model"
+# Below this validation macro-F1 on any target a model's labels are close to guessing: warn.
+LOW_QUALITY_F1 = 0.5
+
+
+def validation_f1(info: warehouse.ModelInfo | None) -> dict[str, float]:
+    """Validation macro-F1 per target from the model card (empty when it has none)."""
+    metrics = ((info.card or {}).get("metrics") or {}).get("validation") if info else None
+    return {t: float(m["macro_f1"]) for t, m in (metrics or {}).items() if "macro_f1" in m}
+
+
+def test_f1(info: warehouse.ModelInfo) -> dict[str, float]:
+    metrics = ((info.card or {}).get("metrics") or {}).get("test") or info.metrics or {}
+    return {t: float(m["macro_f1"]) for t, m in metrics.items() if isinstance(m, dict) and "macro_f1" in m}
+
+
+def selected_model(con: Any, exclude: str | None = None) -> warehouse.ModelInfo | None:
+    """The model `classify` uses when the config names none: the selected one, else the one the
+    views show, else the newest trained model (warehouses from before the selection existed).
+    `exclude` skips a model just registered, to find the one it competes with."""
+    for key in (SELECTED_KEY, "current_model"):
+        model_id = warehouse.get_setting(con, key)
+        info = warehouse.get_model(con, model_id) if model_id and model_id != exclude else None
+        if info is not None:
+            return info
+    from .stance import FINETUNED_BACKEND
+
+    trained = [m for m in warehouse.list_models(con) if m.backend == FINETUNED_BACKEND and m.model_id != exclude]
+    return trained[0] if trained else None
+
+
+def select_model(con: Any, model_id: str) -> None:
+    warehouse.set_setting(con, SELECTED_KEY, model_id)
+
+
+def low_quality(info: warehouse.ModelInfo) -> dict[str, float]:
+    """Targets whose validation macro-F1 is below LOW_QUALITY_F1."""
+    return {t: f1 for t, f1 in validation_f1(info).items() if f1 < LOW_QUALITY_F1}
+
+
+def _mean(scores: dict[str, float]) -> float:
+    return sum(scores.values()) / len(scores)
+
+
+@dataclass(frozen=True)
+class Selection:
+    model_id: str
+    selected: bool  # it is now the model classify uses
+    previous: str | None  # the model selected before
+    reason: str  # one sentence for the user
+
+
+def offer_model(con: Any, model_id: str, force: bool = False) -> Selection:
+    """Select a newly registered model if it is at least as good on validation as the selected one
+    (or `force`); otherwise keep the selection and say why."""
+    if warehouse.get_setting(con, SELECTED_KEY) == model_id:
+        return Selection(model_id, True, model_id, f"{model_id} is the current model already")
+    old = selected_model(con, exclude=model_id)
+    new_f1, old_f1 = validation_f1(warehouse.get_model(con, model_id)), validation_f1(old)
+    if force or old is None or not old_f1:
+        why = "as asked" if force else "no model was current before" if old is None else \
+            f"{old.model_id} has no validation scores to compare"
+        select_model(con, model_id)
+        return Selection(model_id, True, old.model_id if old else None, f"{model_id} is now the current model ({why})")
+    if new_f1 and _mean(new_f1) >= _mean(old_f1):
+        select_model(con, model_id)
+        return Selection(model_id, True, old.model_id, f"{model_id} is now the current model: validation macro-F1 "
+                         f"{_scores(new_f1)} is at least as good as {old.model_id}'s {_scores(old_f1)}")
+    return Selection(model_id, False, old.model_id,
+                     f"{old.model_id} stays the current model: {model_id}'s validation macro-F1 "
+                     f"{_scores(new_f1) or 'unknown'} is below its {_scores(old_f1)}; "
+                     f"`leakwatch model use {model_id}` selects it anyway")
+
+
+def _scores(f1: dict[str, float]) -> str:
+    return " / ".join(f"{t} {v:.3f}" for t, v in f1.items())
 
 
 def chosen_model(setup: StanceSetup, override: str | None) -> str:
@@ -102,12 +184,9 @@ def resolve_backend(setup: StanceSetup, con: Any, override: str | None = None) -
             register_folder(con, folder)
             info = warehouse.get_model(con, spec)
     else:
-        from .stance import FINETUNED_BACKEND
-
-        trained = [m for m in warehouse.list_models(con) if m.backend == FINETUNED_BACKEND]
-        if not trained:
+        info = selected_model(con)
+        if info is None:
             raise ModelError(f"no stance model yet: {NO_MODEL_HINT}")
-        info = trained[0]
     assert info is not None
     if info.backend == "nli":
         nli = _load_nli(setup, con, info.base_weights or "")

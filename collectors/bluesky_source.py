@@ -88,8 +88,14 @@ def demo(settings: BlueskySettings) -> Iterator[DemoSession]:
     with BlueskyReplay(load_sample_corpus()) as server:
         local = settings.model_copy(update={"service_url": server.url})
         yield DemoSession("[bold]Bluesky[/bold]: collecting from a local XRPC replay of Bluesky "
-                          "(atproto, app password)", iter([DemoPass(local, secrets)]))
+                          "(atproto, app password)", iter([DemoPass(local, secrets, clock=lambda: server.now)]))
 
+
+# A post's bsky.app address from its at:// URI, as SQL over the posts table (alias p) for the exports'
+# post_url; bluesky_normalize.post_web_url is the same in Python (tests check they agree).
+POST_WEB_URL_SQL = ("CASE WHEN regexp_matches(p.post_id, '^at://[^/]+/app[.]bsky[.]feed[.]post/[^/]+$') "
+                    "THEN 'https://bsky.app/profile/' || split_part(p.post_id, '/', 3) || '/post/' "
+                    "|| split_part(p.post_id, '/', 5) END")
 
 SOURCE = Source(
     name="bluesky",
@@ -107,6 +113,7 @@ SOURCE = Source(
     resumes_mid_listing=resumes_mid_listing,
     # A post's `url` is a link it embeds; its own address is built from the at:// URI.
     post_url=lambda post_id, url: post_web_url(post_id),
+    post_url_sql=POST_WEB_URL_SQL,
     example_settings={"queries": ["sora leak"]},
     demo=demo,
 )

@@ -99,7 +99,8 @@ def demo(settings: RedditSettings) -> Iterator[DemoSession]:
             # is newer than its checkpoints and refetches the recent threads.
             for when in (datetime(2024, 11, 27, tzinfo=UTC), datetime(2024, 12, 3, tzinfo=UTC), server.now):
                 server.now = when
-                yield DemoPass(local, secrets, {"clock": lambda: server.now}, f"as of {when:%Y-%m-%d}: ")
+                yield DemoPass(local, secrets, {"clock": lambda: server.now}, f"as of {when:%Y-%m-%d}: ",
+                               clock=lambda: server.now)
 
         yield DemoSession("[bold]Reddit[/bold]: collecting from a local replay of the Reddit API "
                           "(praw, app-only OAuth)", passes())
@@ -117,6 +118,7 @@ SOURCE = Source(
     # Reddit's net score plus comments.
     engagement_sql="coalesce(p.score, 0) + coalesce(p.reply_count, 0)",
     engagement_text="score + comments",
+    post_url_sql="p.url",  # Reddit's url is the permalink, the post's own address
     community_label="subreddit",
     community_prefix="r/",
     resumes_mid_listing=resumes_mid_listing,

@@ -35,6 +35,9 @@ class DemoPass:
     secrets: dict[str, str]  # the replay server's demo credentials
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for `build`
     label: str = ""  # printed before the pass's summary line
+    # The replay's clock: the pass's runs are recorded at its time, so exports of the sample weeks
+    # show the runs that collected them.
+    clock: Callable[[], datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Source:
     engagement_text: str = ""
     # post_url(post_id, url) -> the post's own web address; by default the `url` it was stored with.
     post_url: Callable[[str, str | None], str | None] = _carried_url
+    # SQL over the posts table (alias p): the post's own web address (exports' post_url), or NULL.
+    post_url_sql: str = "NULL"
     community_label: str | None = None  # what its `community` column means (e.g. "subreddit"), if any
     community_prefix: str = ""
     # Whether a stored checkpoint cursor means a pass stopped mid-listing (for `leakwatch status`).

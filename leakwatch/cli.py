@@ -78,10 +78,20 @@ def collect(app: App, platform: str | None, since: str | None, until: str | None
     from .collect import make_collector, run_collection
 
     start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
-    platforms = [platform] if platform else app.config.enabled_sources()
+    if platform:
+        summary = run_collection(app.config, make_collector(app.config, platform, start, end), app.err)
+        app.console.print(summary.line())
+        return 0 if summary.status == "ok" else 1
+    # Every enabled platform is tried, and each reported: one platform's missing credentials or
+    # failure does not keep the others from collecting.
     failed = False
-    for name in platforms:
-        summary = run_collection(app.config, make_collector(app.config, name, start, end), app.err)
+    for name in app.config.enabled_sources():
+        try:
+            summary = run_collection(app.config, make_collector(app.config, name, start, end), app.err)
+        except USER_ERRORS as exc:
+            click.echo(f"leakwatch: error: {exc}", err=True)
+            failed = True
+            continue
         app.console.print(summary.line())
         failed = failed or summary.status != "ok"
     return 1 if failed else 0
@@ -194,7 +204,11 @@ def run(app: App, once: bool) -> int:
     from .logs import add_file_logging
 
     add_file_logging(app.config.log_path, app.verbose)
-    return run_daemon(app.config, once, app.err)
+    code = run_daemon(app.config, once, app.err)
+    if code and once:
+        click.echo(f"leakwatch: error: run --once: a job failed (details above and in {app.config.log_path})",
+                   err=True)
+    return code
 
 
 @cli.command()
@@ -205,15 +219,20 @@ def run(app: App, once: bool) -> int:
               help="Folder for the week folders (default: export.dir in the data folder).")
 @click.option("--pseudonymize-authors", is_flag=True,
               help="Replace author ids and handles with a keyed hash (key: $LEAKWATCH_PSEUDONYM_KEY).")
+@click.option("--excel", is_flag=True, help="UTF-8 with a byte-order mark, so Excel shows non-English text.")
+@click.option("--include-deleted", is_flag=True,
+              help="Keep the title and text of posts deleted upstream (left out by default, per platform terms).")
 @pass_app
-def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_authors: bool) -> int:
+def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_authors: bool, excel: bool,
+           include_deleted: bool) -> int:
     """Weekly CSV exports: posts.csv, stance_daily.csv and manifest.json per ISO week."""
     from analysis.export import Week
 
     from .export import export_weeks
 
     chosen = [Week.parse(w) for w in weeks] or None
-    done = export_weeks(app.config, chosen, out_dir, pseudonymize_authors or None)
+    done = export_weeks(app.config, chosen, out_dir, pseudonymize_authors or None,
+                        include_deleted=include_deleted, excel=excel)
     for week in done:
         app.console.print(week.line())
     if not done:
@@ -238,13 +257,17 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
 @click.option("--base", default=None, metavar="PATH_OR_HUB_ID",
               help="Encoder to fine-tune: a local folder or a Hugging Face hub id "
                    "(default: the bundled MiniLM, offline).")
+@click.option("--force", is_flag=True, help="Train again even if this model is in the data folder or user cache.")
+@click.option("--set-current", is_flag=True,
+              help="Make the new model current even if it scores lower on validation than the current one.")
 @pass_app
 def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None,
-          with_annotations: bool, teacher: str | None, sample: int, base: str | None) -> int:
+          with_annotations: bool, teacher: str | None, sample: int, base: str | None,
+          force: bool, set_current: bool) -> int:
     """Fine-tune an encoder (by default the bundled MiniLM, offline) into a stance classifier."""
     from analysis.train import HyperParameters
 
-    from .training import print_evaluation, run_training
+    from .training import choose_current, print_evaluation, train_or_reuse
 
     defaults = HyperParameters()
     hp = HyperParameters(epochs=epochs or defaults.epochs, seed=defaults.seed if seed is None else seed,
@@ -254,13 +277,53 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
 
         distilled = run_distillation(app.config, app.err, teacher, sample, hp, data_csv)
         print_distillation(app.console, distilled)
-        trained = distilled.trained
+        card, how = distilled.trained.card, "trained"
     else:
-        trained = run_training(app.config, app.err, hp, data_csv, with_annotations, base)
-    if trained.metrics:
-        print_evaluation(app.console, trained.model_id, trained.metrics)
-    click.echo(f"train: saved {trained.model_id} in {trained.card['training_seconds']:.0f}s "
-               f"(epoch {trained.card['selected_epoch']} of {hp.epochs} chosen on validation)")
+        card, how = train_or_reuse(app.config, app.err, hp, data_csv, force, with_annotations, base)
+    model_id = card["model_id"]
+    test = card.get("metrics", {}).get("test") or {}
+    if test:
+        print_evaluation(app.console, model_id, test)
+    if how == "trained":
+        click.echo(f"train: saved {model_id} in {card['training_seconds']:.0f}s "
+                   f"(epoch {card['selected_epoch']} of {hp.epochs} chosen on validation)")
+    else:
+        where = "in this data folder" if how == "here" else "in the user cache"
+        click.echo(f"train: reused {model_id} {where}: same data and settings give the same model "
+                   "(--force trains it again)")
+    selection, weak = choose_current(app.config, model_id, set_current)
+    click.echo(f"train: {selection.reason}" + ("; run `leakwatch classify` to label with it" if selection.selected
+                                                 and selection.previous != model_id else ""))
+    if weak:
+        scores = ", ".join(f"{t} {f1:.3f}" for t, f1 in weak.items())
+        app.err.print(f"warning: {model_id} is a low-quality model (validation macro-F1 {scores}, below 0.5): "
+                      "its labels and adjusted shares are unreliable")
+    return 0
+
+
+@cli.group()
+def model() -> None:
+    """The stance models of this warehouse: list them, choose the current one."""
+
+
+@model.command("list")
+@pass_app
+def model_list(app: App) -> int:
+    """Every model: id, created, base weights, validation and test macro-F1 per target; * marks the current."""
+    from .models import print_models
+
+    print_models(app.config, app.console)
+    return 0
+
+
+@model.command("use")
+@click.argument("model_id")
+@pass_app
+def model_use(app: App, model_id: str) -> int:
+    """Make MODEL_ID current (from this warehouse, its models folder or the user cache)."""
+    from .models import use_model
+
+    app.console.print(use_model(app.config, model_id), soft_wrap=True)
     return 0
 
 
@@ -299,13 +362,16 @@ def evaluate(app: App, data_csv: Path | None, model: str | None, split: str | No
 
 @cli.command()
 @click.option("--dir", "demo_dir", default="leakwatch-demo", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder for the demo's data.")
+              type=click.Path(path_type=Path),
+              help="Folder for the demo's data: a new or empty one, or one an earlier demo created.")
+@click.option("--force", is_flag=True,
+              help="Wipe an earlier demo's folder even if you changed it (never a folder the demo did not create).")
 @pass_app
-def demo(app: App, demo_dir: Path) -> int:
+def demo(app: App, demo_dir: Path, force: bool) -> int:
     """The whole pipeline offline on sample data: a fresh warehouse in DIR."""
     from .demo import run_demo
 
-    return run_demo(demo_dir, app.console)
+    return run_demo(demo_dir, app.console, force)
 
 
 @cli.group()

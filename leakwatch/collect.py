@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,8 +20,8 @@ import warehouse
 from collectors import registry
 from collectors.base import Collector, CollectorError
 
-from .config import Config, require_env
-from .errors import CollectionBusyError
+from .config import Config
+from .errors import CollectionBusyError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,13 @@ def make_collector(config: Config, platform: str, since: datetime | None = None,
     """The configured collector for `platform`, its secrets read from the environment (ConfigError
     naming the variable when one is missing); `options` go to the source's factory (e.g. a clock)."""
     source = registry.get(platform)
-    secrets = {name: require_env(name) for name in source.secrets}
+    secrets = {name: os.environ.get(name, "").strip() for name in source.secrets}
+    missing = [name for name, value in secrets.items() if not value]
+    if missing:  # every missing variable at once, not one per attempt
+        names = ", ".join(missing)
+        raise ConfigError(f"{platform}: environment variable{'s' if len(missing) > 1 else ''} {names} "
+                          f"{'are' if len(missing) > 1 else 'is'} not set; export "
+                          f"{'them' if len(missing) > 1 else 'it'} before collecting")
     return registry.build(platform, config.source_settings(platform), secrets, since, until, **options)
 
 
@@ -92,10 +98,11 @@ def run_collection(
     collector: Collector,
     console: Console | None = None,
     stop: threading.Event | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> RunSummary:
     """One pass, refused (CollectionBusyError) while another process collects the same platform."""
     with collecting(config.warehouse_path, collector.platform):
-        return _run_collection(config, collector, console, stop)
+        return _run_collection(config, collector, console, stop, clock)
 
 
 def _run_collection(
@@ -103,8 +110,10 @@ def _run_collection(
     collector: Collector,
     console: Console | None,
     stop: threading.Event | None,
+    clock: Callable[[], datetime] | None,
 ) -> RunSummary:
-    """Authenticate, then stream pages into the warehouse; the run row records the outcome.
+    """Authenticate, then stream pages into the warehouse; the run row records the outcome (at
+    `clock`'s times when given: the demo's replayed collections keep their own dates).
 
     The write connection is opened per page and closed right after, so `leakwatch sql` and other
     readers get in between pages while a long pass runs. When `stop` is set, the pass ends after
@@ -125,10 +134,11 @@ def _run_collection(
         if hasattr(collector, "use_known_posts"):
             # Collectors that revisit recent posts (to notice edits and deletions) ask what is stored.
             collector.use_known_posts(lambda since: _known_posts(path, platform, since))
-        summary = RunSummary(warehouse.start_run(con, platform, collector.query_keys()), platform, "running")
+        summary = RunSummary(warehouse.start_run(con, platform, collector.query_keys(),
+                                                 clock() if clock else None), platform, "running")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console or Console(stderr=True), transient=True,
-                  disable=console is None) as progress:
+                  disable=console is None or not console.is_terminal) as progress:
         task = progress.add_task(f"{platform}: starting", total=None)
         try:
             for page in collector.pages(checkpoints):
@@ -156,23 +166,24 @@ def _run_collection(
                 _add_waits(path, summary.run_id, waits)
                 summary.rate_limit_waits += waits
         except (KeyboardInterrupt, SystemExit):
-            _finish(path, summary.run_id, "interrupted", "stopped by the user")
+            _finish(path, summary.run_id, "interrupted", "stopped by the user", clock)
             raise
         except Exception as exc:
-            _finish(path, summary.run_id, "failed", f"{type(exc).__name__}: {exc}")
+            _finish(path, summary.run_id, "failed", f"{type(exc).__name__}: {exc}", clock)
             exc.leakwatch_run_id = summary.run_id  # type: ignore[attr-defined]  (already on a run row)
             raise
         if summary.status == "running":
             summary.status = "ok"
-    _finish(path, summary.run_id, summary.status, summary.error)
+    _finish(path, summary.run_id, summary.status, summary.error, clock)
     return summary
 
 
-def _finish(path, run_id: int, status: str, error: str | None) -> None:
+def _finish(path, run_id: int, status: str, error: str | None,
+            clock: Callable[[], datetime] | None = None) -> None:
     """Close the run row; if even that cannot be written, the next pass marks it interrupted."""
     try:
         with warehouse.writing(path) as con:
-            warehouse.finish_run(con, run_id, status, error)
+            warehouse.finish_run(con, run_id, status, error, clock() if clock else None)
     except warehouse.WarehouseError as exc:
         log.error("could not record the end of run %d (%s): %s", run_id, status, exc)
 

@@ -250,7 +250,13 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{where}: required key is missing"
     got = error.get("input")
     shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
-    return f"{where}: {error['msg']}{shown}"
+    message = error["msg"]
+    for prefix in _PYDANTIC_PREFIXES:  # "Value error, must be ..." -> "must be ..."
+        message = message.removeprefix(prefix)
+    return f"{where}: {message}{shown}"
+
+
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
 
 
 def parse_config(text: str, source: str, base_dir: Path) -> Config:
@@ -261,10 +267,11 @@ def parse_config(text: str, source: str, base_dir: Path) -> Config:
     try:
         settings = settings_model().model_validate(data)
     except ValidationError as exc:
-        first = _describe(exc.errors()[0])
-        more = len(exc.errors()) - 1
-        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(f"{source}: {first}{tail}") from None
+        # Every problem, unknown keys (typos) first, on one line.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        problems = [_describe(e) for e in errors]
+        count = f"{len(problems)} problems: " if len(problems) > 1 else ""
+        raise ConfigError(f"{source}: {count}{'; '.join(problems)}") from None
     names = [t.name for t in settings.stance.targets]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: stance.targets: target names must be unique (got {names})")

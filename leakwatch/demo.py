@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -13,6 +14,7 @@ from analysis.trends import Window
 from collectors import registry
 from collectors.registry import Source
 
+from . import demo_folder
 from . import status as status_mod
 from .config import Config, default_config_text, parse_config
 
@@ -27,18 +29,16 @@ def _collect(config: Config, source: Source, console: Console) -> None:
             settings = config.settings.model_copy(update={source.name: demo_pass.settings})
             local = Config(settings, config.source, config.base_dir)
             collector = registry.build(source.name, demo_pass.settings, demo_pass.secrets, **demo_pass.options)
-            summary = run_collection(local, collector, console)
+            summary = run_collection(local, collector, console, clock=demo_pass.clock)
             console.print(f"  {demo_pass.label}{summary.line()}")
     if source.community_label:
         _show_communities(config, source, console)
 
 
-def run_demo(demo_dir: Path, console: Console) -> int:
-    demo_dir = demo_dir.resolve()
-    # A fresh warehouse every time, so the demo's numbers are always the same.
-    if demo_dir.exists():
-        shutil.rmtree(demo_dir)
-    demo_dir.mkdir(parents=True)
+def run_demo(demo_dir: Path, console: Console, force: bool = False) -> int:
+    # A fresh warehouse every time, so the demo's numbers are always the same; only ever in a
+    # folder the demo created itself (demo_folder).
+    demo_dir = demo_folder.prepare(demo_dir, default_config_text(), force)
     config = parse_config(default_config_text(), "demo config", demo_dir)
     console.print(f"[bold]leakwatch demo[/bold] in {demo_dir}")
     with warehouse.writing(config.warehouse_path) as con:
@@ -48,13 +48,34 @@ def run_demo(demo_dir: Path, console: Console) -> int:
             _collect(config, source, console)
     _label_posts(config, console)
     status_mod.show(status_mod.gather(config.warehouse_path), console, brief=True)
-    console.print(f"Query it: leakwatch --config {demo_dir / 'leakwatch.toml'} sql \"SELECT * FROM posts LIMIT 5\"")
-    (demo_dir / "leakwatch.toml").write_text(default_config_text(), encoding="utf-8")
+    console.print(f"Query it: {command_hint()} --config {_shown(demo_dir / 'leakwatch.toml')} sql "
+                  f"\"{QUERY_HINT}\"", soft_wrap=True, markup=False)
     _write_report(config, console)
     _export_step(config, console)
     console.print(f"Code posts by hand: leakwatch --config {demo_dir / 'leakwatch.toml'} serve  "
                   "(then open http://127.0.0.1:8765/)", soft_wrap=True)
     return 0
+
+
+# A few readable columns, so the first query a newcomer runs fits an 80-column terminal as a table.
+QUERY_HINT = "SELECT platform, openai, artists, left(text, 40) AS text FROM posts_labeled LIMIT 5"
+
+
+def command_hint() -> str:
+    """How to run leakwatch from here: `leakwatch` when it is on PATH, else the venv's script."""
+    script = Path(sys.executable).parent / "leakwatch"
+    on_path = shutil.which("leakwatch")
+    if on_path and Path(on_path).resolve() == script.resolve():
+        return "leakwatch"
+    return _shown(script) if script.exists() else f"{_shown(Path(sys.executable))} -m leakwatch"
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current folder when it is inside it (shorter to type)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _export_step(config: Config, console: Console) -> None:

@@ -21,7 +21,7 @@ def run_distillation(config: Config, console: Console, teacher: str, sample: int
     """Distil `teacher` into the local encoder; `excluded` posts (a human validation sample) never train."""
     base = training_data(config.target_names, csv_path)  # fail on a bad --data before paying for any answer
     setup = config.stance_setup_to_run(teacher)  # the teacher's endpoint and key (or a ConfigError)
-    with training_progress(console) as report:
+    with training_progress(console, hp.epochs) as report:
         return distil(config.warehouse_path, setup, teacher, sample, hp, base, report, excluded, seed,
                       notify=lambda line: console.print(line, soft_wrap=True))
 

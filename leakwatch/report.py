@@ -17,6 +17,7 @@ from analysis.trends import LABELS, TrendTable, Window, stance_trends
 from collectors import registry
 
 from .config import Config
+from .fit import fits, header_min_width
 
 
 def platform_facts() -> list[report_mod.Platform]:
@@ -53,11 +54,11 @@ def write_report_for(
         raise TrendsError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
 
 
-def _interval(row: dict, prefix: str) -> str:
+def _interval(row: dict, prefix: str, stacked: bool = False) -> str:
     share, low, high = row.get(prefix), row.get(f"{prefix}_low"), row.get(f"{prefix}_high")
     if share is None:
         return "–"
-    return f"{share * 100:.1f} ({low * 100:.1f}–{high * 100:.1f})"
+    return f"{share * 100:.1f}{chr(10) if stacked else ' '}({low * 100:.1f}–{high * 100:.1f})"
 
 
 def print_trends(
@@ -72,6 +73,10 @@ def print_trends(
     err: Console,
 ) -> TrendTable:
     settings = config.settings.report
+    unknown = [t for t in targets if t not in config.target_names]
+    if unknown:
+        raise TrendsError(f"trends: no target {', '.join(map(repr, unknown))}; the configured targets are "
+                          f"{', '.join(config.target_names)}")
     with warehouse.reading(config.warehouse_path) as con:
         table = stance_trends(con, period or settings.period, "authors" if authors else "posts", window,
                               targets or None, platforms or None, settings.bootstrap_samples, settings.seed,
@@ -110,29 +115,50 @@ def _show(table: TrendTable, authors: bool, min_posts: int, console: Console) ->
     if not table.rows:
         console.print(f"{table.view}: no rows (no labelled posts from the current model in this window)")
         return
-    count = "authors" if authors else "posts"
-    adjusted = "adjusted_share_favor" in table.columns
-    title = f"{table.view}, model {table.model_id}: share % (95% interval: Wilson; adjusted: Dirichlet bootstrap)"
-    out = Table(title=title, title_justify="left", header_style="bold", padding=(0, 1))
-    for name in ["period", "target", "platform", count]:
-        out.add_column(name, no_wrap=True, justify="right" if name in ("period", count) else "left")
-    for name in [*LABELS, *(("adj. favor", "adj. against") if adjusted else ())]:
-        out.add_column(name, justify="right")
-    out.add_column("note")
+    # One table per target and platform, in the widest layout that fits the terminal, so no interval
+    # is ever cut: one line per row; else each interval under its share; else without the `none`
+    # columns (--csv has every column).
+    console.print(f"{table.view}, model {table.model_id}: share % "
+                  "(95% interval: Wilson; adjusted: Dirichlet bootstrap)")
+    groups: dict[tuple[str, str], list[dict]] = {}
     for r in table.rows:
-        cells = [str(r["period"]), r["target"], r["platform"], f"{r[count]:,}"]
-        cells += [_interval(r, f"share_{label}") for label in LABELS]
-        if adjusted:
-            cells += [_interval(r, f"adjusted_share_{label}") for label in ("favor", "against")]
-        cells.append(", ".join(filter(None, ["partial" if r.get("incomplete") else "",
-                                             f"n<{min_posts}" if r.get("below_min_posts") else ""])))
-        # Too small or still being collected: dimmed, so it does not read as a real change.
-        out.add_row(*cells, style="dim" if cells[-1] else None)
-    console.print(out)
+        groups.setdefault((r["target"], r["platform"]), []).append(r)
+    dropped = False
+    for (target, platform), rows in groups.items():
+        for stacked, labels in ((False, LABELS), (True, LABELS), (True, ("favor", "against"))):
+            out = _trend_table(table, rows, f"{target} · {platform}", authors, stacked, labels)
+            if fits(out, console):
+                break
+        dropped = dropped or labels != LABELS
+        console.print(out)
+    if dropped:
+        console.print("(the `none` shares are left out to fit the terminal; --csv or a wider terminal shows them)")
     legend = [text for flag, text in (
-        ("incomplete", "partial = the period is still being collected"),
-        ("below_min_posts", f"n<{min_posts} = fewer than {min_posts} {count} (report.min_posts)"),
+        ("incomplete", "† = the period is still being collected"),
+        ("below_min_posts", f"* = fewer than {min_posts} {'authors' if authors else 'posts'} (report.min_posts)"),
     ) if any(r.get(flag) for r in table.rows)]
     if legend:
         console.print(f"note: {'; '.join(legend)}: read neither as a rise or a drop", soft_wrap=True,
                       highlight=False)
+
+
+def _trend_table(table: TrendTable, rows: list[dict], title: str, authors: bool, stacked: bool,
+                 labels: tuple[str, ...]) -> Table:
+    count = "authors" if authors else "posts"
+    adjusted = "adjusted_share_favor" in table.columns
+    # No box and one space either side: the stacked layout of a period, a count and four shares fits 80.
+    out = Table(title=title, title_justify="left", title_style="bold", header_style="bold underline",
+                padding=(0, 1), box=None, pad_edge=False, show_lines=stacked)
+    for name in ["period", count]:
+        out.add_column(name, no_wrap=True, justify="right" if name == count else "left")
+    for name in [*labels, *(("adj. favor", "adj. against") if adjusted else ())]:
+        out.add_column(name, justify="right", no_wrap=True, min_width=header_min_width(name))
+    for r in rows:
+        # Marked and dimmed: too small, or still being collected; neither reads as a rise or a drop.
+        marks = ("†" if r.get("incomplete") else "") + ("*" if r.get("below_min_posts") else "")
+        cells = [f"{r['period']}{marks}", f"{r[count]:,}"]
+        cells += [_interval(r, f"share_{label}", stacked) for label in labels]
+        if adjusted:
+            cells += [_interval(r, f"adjusted_share_{label}", stacked) for label in ("favor", "against")]
+        out.add_row(*cells, style="dim" if marks else None)
+    return out

@@ -14,6 +14,8 @@ from rich.table import Table
 import warehouse
 from warehouse.user_sql import Result, SqlError, parse_table_option, run_query, shortcut_sql
 
+from .fit import fits
+
 __all__ = ["Result", "SqlError", "interactive", "parse_table_option", "print_table", "run_query", "write_csv",
            "write_json"]
 
@@ -29,13 +31,37 @@ def _cell(value: Any) -> str:
 def print_table(result: Result, console: Console, max_rows: int) -> None:
     table = Table(show_lines=False, header_style="bold")
     for name in result.columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", min_width=min(len(name), 12))
     for row in result.rows[:max_rows]:
         table.add_row(*("NULL" if v is None else _cell(v) for v in row))
-    console.print(table)
+    if fits(table, console):
+        console.print(table)
+    else:
+        _print_records(result, console, max_rows)
     shown = min(len(result.rows), max_rows)
     more = f" (first {shown} shown; use --csv or --max-rows for all)" if len(result.rows) > max_rows else ""
     console.print(f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}{more}")
+
+
+def _one_line(value: str, width: int) -> str:
+    flat = " ⏎ ".join(value.splitlines()) if "\n" in value else value
+    return flat if len(flat) <= width else flat[: max(width - 1, 1)] + "…"
+
+
+def _print_records(result: Result, console: Console, max_rows: int) -> None:
+    """Too wide for the terminal: one block per row, a line per column, long values cut to one line."""
+    name_width = max(len(c) for c in result.columns)
+    value_width = max(console.width - name_width - 3, 10)
+    cut = False
+    for i, row in enumerate(result.rows[:max_rows], 1):
+        console.print(f"[bold]-[ row {i} ]{'-' * max(console.width - 12 - len(str(i)), 3)}[/bold]")
+        for name, value in zip(result.columns, row, strict=True):
+            text = "NULL" if value is None else _cell(value)
+            shown = _one_line(text, value_width)
+            cut = cut or shown != text
+            console.print(f"{name:<{name_width}} | {shown}", markup=False, highlight=False, soft_wrap=True)
+    if cut:
+        console.print("(long values cut to one line; --csv or --json print them whole)")
 
 
 def write_csv(result: Result, out=sys.stdout) -> None:

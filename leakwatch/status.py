@@ -6,11 +6,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 import warehouse
 from collectors import registry
+
+from .fit import header_min_width
 
 
 def _describe_checkpoint(row: dict[str, Any]) -> dict[str, Any]:
@@ -54,10 +57,13 @@ def _table(title: str, rows: list[dict[str, Any]], console: Console, empty: str,
     if not rows:
         console.print(f"[bold]{title}[/bold]: {empty}")
         return
-    columns = [name for name in rows[0] if name not in hidden]
-    table = Table(title=title, title_justify="left", header_style="bold")
+    # Counters that are zero (or empty) in every row say nothing: leave them out, so the table fits.
+    columns = [name for name in rows[0] if name not in hidden
+               and any(row[name] not in (0, None, "") for row in rows)]
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in columns:
-        table.add_column(name.replace("_", " "), overflow="fold")
+        header = name.replace("_", " ")
+        table.add_column(header, overflow="fold", min_width=header_min_width(header))
     for row in rows:
         table.add_row(*(_cell(row[name]) for name in columns))
     console.print(table)

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 import warehouse
-from analysis.models import copy_model, register_folder
+from analysis.models import Selection, copy_model, low_quality, offer_model, register_folder
 from analysis.training import card_matches, evaluate_and_store, evaluation_data, train_and_register, training_data
 
 from .config import Config
@@ -36,38 +36,100 @@ def cache_dir() -> Path:
 
 
 @contextmanager
-def training_progress(console: Console) -> Iterator[Callable[[Any], None]]:
-    """A progress bar for training; yields the `report` callback analysis.train calls per step."""
-    progress = Progress(TextColumn("training {task.fields[info]}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True)
+def training_progress(console: Console, epochs: int) -> Iterator[Callable[[Any], None]]:
+    """Progress for a training run; yields the `report` callback analysis.train calls per step.
+    A bar for the whole run (with the time left) and one for the epoch's batches; on a console that
+    is not a terminal (piped, logged) only the plain line per epoch, no bars."""
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[unit]}"), TimeRemainingColumn(), console=console,
+                        transient=True, disable=not console.is_terminal)
     with progress:
-        task = progress.add_task("train", total=None, info="")
+        overall = progress.add_task("training", total=None, unit="steps")
+        epoch_task = progress.add_task("epoch 1", total=None, unit="batches")
+        per_epoch = [0]
 
         def report(p: Any) -> None:
-            info = f"epoch {p.epoch}, loss {p.loss:.3f}"
+            per_epoch[0] = per_epoch[0] or max(1, p.total_steps // epochs)
+            done_in_epoch = p.step - (p.epoch - 1) * per_epoch[0]
+            progress.update(overall, completed=p.step, total=p.total_steps)
+            progress.update(epoch_task, description=f"epoch {p.epoch}/{epochs}", completed=done_in_epoch,
+                            total=per_epoch[0])
             if p.validation_f1 is not None:
-                info += f", validation macro-F1 {p.validation_f1:.3f}"
-                console.print(f"epoch {p.epoch}: mean loss {p.loss:.3f}, validation macro-F1 {p.validation_f1:.3f}")
-            progress.update(task, completed=p.step, total=p.total_steps, info=info)
+                console.print(f"epoch {p.epoch}/{epochs}: mean loss {p.loss:.3f}, "
+                              f"validation macro-F1 {p.validation_f1:.3f}")
 
         yield report
+
+
+def _training_data(config: Config, console: Console, csv_path: Path | None,
+                   with_annotations: bool) -> tuple[Any, dict[str, Any] | None]:
+    """The data to train on and what the card records of added annotations."""
+    data = training_data(config.target_names, csv_path)
+    if not with_annotations:
+        return data, None
+    from .annotate import add_active_annotations
+
+    data, annotations = add_active_annotations(config, data)
+    console.print(f"adding {annotations['active_annotations']} human-coded posts of active sample(s) "
+                  f"{annotations['samples']}")
+    return data, {"annotations": annotations}
+
+
+def _train(config: Config, console: Console, hp: HyperParameters, data: Any,
+           card_data: dict[str, Any] | None = None, base: str | None = None) -> Any:
+    with training_progress(console, hp.epochs) as report:
+        return train_and_register(config.warehouse_path, config.stance_setup(), hp, data, report,
+                                  card_data=card_data, base=base)
 
 
 def run_training(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
                  with_annotations: bool = False, base: str | None = None) -> Any:
     """Train (from `base`, default the bundled MiniLM), save under <data_dir>/models/<model_id>,
     register in the warehouse; returns TrainedModel."""
-    data = training_data(config.target_names, csv_path)
-    annotations = None
-    if with_annotations:
-        from .annotate import add_active_annotations
+    data, card_data = _training_data(config, console, csv_path, with_annotations)
+    return _train(config, console, hp, data, card_data, base)
 
-        data, annotations = add_active_annotations(config, data)
-        console.print(f"adding {annotations['active_annotations']} human-coded posts of active sample(s) "
-                      f"{annotations['samples']}")
-    with training_progress(console) as report:
-        return train_and_register(config.warehouse_path, config.stance_setup(), hp, data, report,
-                                  card_data={"annotations": annotations} if annotations else None, base=base)
+
+def train_or_reuse(config: Config, console: Console, hp: HyperParameters, csv_path: Path | None = None,
+                   force: bool = False, with_annotations: bool = False,
+                   base: str | None = None) -> tuple[Any, str]:
+    """The model these data and settings make: this folder's or the user cache's copy when its card
+    matches (training is deterministic, so it is the same model), else trained now and cached.
+    Returns (model card, how it was obtained: "trained", "here" or "cache")."""
+    from analysis.stance import read_card
+    from analysis.train import planned_model_id
+
+    data, card_data = _training_data(config, console, csv_path, with_annotations)
+    model_id = planned_model_id(data, hp, base)
+    local, cached = config.models_dir / model_id, cache_dir() / model_id
+    if not force and card_matches(local, model_id, data):
+        how = "here"
+    elif not force and card_matches(cached, model_id, data):
+        copy_model(cached, config.models_dir)
+        how = "cache"
+    else:
+        _train(config, console, hp, data, card_data, base)
+        _cache(local)
+        return read_card(local), "trained"
+    with warehouse.writing(config.warehouse_path) as con:
+        register_folder(con, local)
+    return read_card(local), how
+
+
+def _cache(folder: Path) -> None:
+    try:
+        copy_model(folder, cache_dir())
+    except OSError as exc:  # a read-only home must not fail the run
+        log.warning("could not cache the model in %s: %s", cache_dir(), exc)
+
+
+def choose_current(config: Config, model_id: str, force: bool) -> tuple[Selection, dict[str, float]]:
+    """Make `model_id` the current model if it is at least as good on validation (or `force`);
+    returns the decision and the targets on which it is low quality."""
+    with warehouse.writing(config.warehouse_path) as con:
+        selection = offer_model(con, model_id, force)
+        weak = low_quality(warehouse.get_model(con, model_id))
+    return selection, weak
 
 
 def ensure_default_model(config: Config, console: Console, hp: HyperParameters | None = None) -> str:
@@ -85,11 +147,8 @@ def ensure_default_model(config: Config, console: Console, hp: HyperParameters |
             copy_model(cached, config.models_dir)
         else:
             console.print("training the stance model (once per machine; a few minutes on 2 cores)…")
-            trained = run_training(config, console, hp)
-            try:
-                copy_model(local, cache_dir())
-            except OSError as exc:  # a read-only home must not fail the run
-                log.warning("could not cache the model in %s: %s", cache_dir(), exc)
+            trained = _train(config, console, hp, data)
+            _cache(local)
             _print_metrics(console, trained.metrics, f"{model_id} on the test split:")
     with warehouse.writing(config.warehouse_path) as con:
         register_folder(con, local)
@@ -101,7 +160,7 @@ def run_evaluation(config: Config, console: Console, csv_path: Path | None = Non
     """Score a model on labelled data, store the metrics on the model, return (model_id, metrics)."""
     examples, description = evaluation_data(config.target_names, csv_path, split)
     progress = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), console=console,
-                        transient=True)
+                        transient=True, disable=not console.is_terminal)
     setup = config.stance_setup_to_run(model)  # with an llm: model, its endpoint settings and key
     with progress:
         task = progress.add_task("evaluate", total=None)

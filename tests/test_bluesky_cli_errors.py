@@ -32,8 +32,8 @@ def test_missing_password_is_one_clear_line_and_nothing_is_written(tmp_path):
         assert server.requests == []
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "leakwatch: error: environment variable BLUESKY_APP_PASSWORD is not set; "
-        "export it before running this command"]
+        "leakwatch: error: bluesky: environment variable BLUESKY_APP_PASSWORD is not set; "
+        "export it before collecting"]
     assert not db_path(tmp_path).exists()
 
 

@@ -35,7 +35,7 @@ def test_missing_credential_is_one_line_and_writes_nothing(reddit_corpus, reddit
     result = run_cli(path, "collect", "--platform", "reddit", env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "leakwatch: error: environment variable REDDIT_CLIENT_ID is not set; export it before running this command"]
+        "leakwatch: error: reddit: environment variable REDDIT_CLIENT_ID is not set; export it before collecting"]
     assert not config.warehouse_path.exists()
     assert not server.requests
 

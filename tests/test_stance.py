@@ -77,7 +77,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("train")
     result = run_cli(write_config(folder), "train", "--limit", "16", "--epochs", "1")
     assert result.returncode == 0, result.stderr
-    assert "train: saved minilm-stance-" in result.stdout
+    # Saved, or reused from the suite's model cache when another module's copy of this fixture trained it.
+    assert "train: saved minilm-stance-" in result.stdout or "train: reused minilm-stance-" in result.stdout
     models = list((folder / "data" / "models").iterdir())
     assert len(models) == 1
     return models[0]
@@ -247,7 +248,8 @@ def test_layer_decay_scales_encoder_learning_rates_by_depth():
 # --- classify --------------------------------------------------------------------------------
 
 
-def test_classify_without_a_model_says_how_to_make_one(tmp_path: Path):
+def test_classify_without_a_model_says_how_to_make_one(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("LEAKWATCH_CACHE_DIR", str(tmp_path / "empty-cache"))  # no cached model to offer
     config = write_config(tmp_path)
     add_posts(tmp_path / "data" / "leakwatch.duckdb", TEXTS[:1])
     result = run_cli(config, "classify")
@@ -276,7 +278,7 @@ def test_classify_is_incremental_relabels_changed_text_and_keeps_old_models(proj
 
     add_posts(db, TEXTS[:1] + ["I changed my mind: OpenAI treated the testers fairly."] + TEXTS[2:])
     changed = run_cli(config, "classify")
-    assert changed.returncode == 0 and "1 posts labelled" in changed.stdout
+    assert changed.returncode == 0 and "1 post labelled" in changed.stdout
     with warehouse.reading(db) as con:
         stale = con.execute("SELECT count(*) FROM labels l JOIN posts p USING (platform, post_id) "
                             "WHERE l.content_hash <> p.content_hash").fetchone()[0]

@@ -30,11 +30,12 @@ _EXPORTS = {
     "sampling_frame": "sampling",
     "LATEST_VERSION": "schema", "schema_version": "schema",
     "community_summary": "summaries", "known_posts": "summaries", "out_of_range": "summaries",
-    "status_rows": "summaries",
+    "post_count": "summaries", "status_rows": "summaries",
     "top_threads": "summaries", "version_changes": "summaries",
     "PERIOD_VIEWS": "trends", "daily_volume": "trends", "last_ok_run_start": "trends", "model_metrics": "trends",
     "period_rows": "trends", "period_totals": "trends", "top_posts": "trends",
     "configure": "views", "get_setting": "views", "get_targets": "views", "set_plausible_since": "views",
+    "set_setting": "views",
 }
 
 __all__ = sorted(_EXPORTS)

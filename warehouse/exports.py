@@ -12,7 +12,7 @@ _FETCH_BATCH = 5000
 
 POST_COLUMNS = [
     "platform", "post_id", "kind", "thread_id", "parent_id", "community", "author_id", "author_handle",
-    "created_at", "language", "url", "title", "text", "score", "like_count", "reply_count",
+    "created_at", "language", "url", "post_url", "title", "text", "score", "like_count", "reply_count",
     "repost_count", "quote_count", "edited", "deleted", "matched_queries",
 ]
 
@@ -22,29 +22,44 @@ def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:
         yield from rows
 
 
-def week_states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, datetime | None]]:
+def week_states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, str]]:
     """Per ISO week with posts in the plausible date range (2024-W48): posts, current-model labels,
-    the newest label time."""
+    and a digest of what the export writes from them (each post's content hash, labels and
+    probabilities). Relabelling with the same model leaves the digest as it was, so the week is not
+    exported again."""
     return con.execute(
         """
-        WITH label_counts AS (
-            SELECT platform, post_id, count(*) AS labels, max(labelled_at) AS last_labelled_at
+        WITH current_labels AS (
+            SELECT platform, post_id, count(*) AS labels,
+                   string_agg(target || '=' || label || ':' || printf('%.6f/%.6f/%.6f', p_favor, p_against, p_none),
+                              ',' ORDER BY target) AS content
             FROM labels WHERE model_id = (SELECT value FROM settings WHERE key = 'current_model')
             GROUP BY ALL
         )
         SELECT strftime(p.created_at, '%G-W%V') AS week, count(*) AS posts,
-               coalesce(sum(l.labels), 0) AS labels, max(l.last_labelled_at) AS last_labelled_at
-        FROM posts p LEFT JOIN label_counts l USING (platform, post_id)
+               coalesce(sum(l.labels), 0) AS labels,
+               md5(string_agg(p.platform || ' ' || p.post_id || ' ' || p.content_hash || ' '
+                              || coalesce(l.content, ''), chr(10) ORDER BY p.platform, p.post_id)) AS digest
+        FROM posts p LEFT JOIN current_labels l USING (platform, post_id)
         WHERE plausible_time(p.created_at)  -- a post dated 9999 makes no week folder (posts_out_of_range)
         GROUP BY week ORDER BY week
         """
     ).fetchall()
 
 
-def week_posts(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
-               label_columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-    """Posts created in [start, end) in export order: POST_COLUMNS, then the current-model label columns."""
-    select = ", ".join([f"p.{c}" for c in POST_COLUMNS] + [f"pl.{c}" for c in label_columns])
+def week_posts(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, label_columns: Sequence[str],
+               post_url_sql: str = "NULL", include_deleted: bool = False) -> Iterator[tuple[Any, ...]]:
+    """Posts created in [start, end) in export order: POST_COLUMNS, then the current-model label columns.
+    `post_url_sql` is the post's web address (SQL over p); the title and text of posts deleted upstream
+    are left empty unless `include_deleted`."""
+    def column(name: str) -> str:
+        if name == "post_url":
+            return f"({post_url_sql}) AS post_url"
+        if name in ("title", "text") and not include_deleted:
+            return f"CASE WHEN p.deleted THEN NULL ELSE p.{name} END AS {name}"
+        return f"p.{name}"
+
+    select = ", ".join([column(c) for c in POST_COLUMNS] + [f"pl.{c}" for c in label_columns])
     return _batches(con.execute(
         f"""SELECT {select} FROM posts p LEFT JOIN posts_labeled pl USING (platform, post_id)
             WHERE p.created_at >= ? AND p.created_at < ? ORDER BY p.created_at, p.platform, p.post_id""",

@@ -17,11 +17,13 @@ from .records import Checkpoint, Page, UpsertResult
 from .transaction import transaction
 
 
-def start_run(con: duckdb.DuckDBPyConnection, platform: str, queries: Sequence[str]) -> int:
+def start_run(con: duckdb.DuckDBPyConnection, platform: str, queries: Sequence[str],
+              at: datetime | None = None) -> int:
+    """A new run, started now (or `at`: a replayed collection's own time, as the demo's)."""
     row = con.execute(
         "INSERT INTO runs (platform, queries, started_at, status) VALUES (?, ?, ?, 'running') "
         "RETURNING run_id",
-        [platform, list(queries), datetime.now(UTC)],
+        [platform, list(queries), at or datetime.now(UTC)],
     ).fetchone()
     return int(row[0])
 
@@ -60,10 +62,11 @@ def add_to_run(con: duckdb.DuckDBPyConnection, run_id: int, *, skipped: int = 0,
     )
 
 
-def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, status: str, error: str | None = None) -> None:
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, status: str, error: str | None = None,
+               at: datetime | None = None) -> None:
     con.execute(
         "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
-        [status, error, datetime.now(UTC), run_id],
+        [status, error, at or datetime.now(UTC), run_id],
     )
 
 

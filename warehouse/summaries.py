@@ -12,6 +12,10 @@ def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def post_count(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT count(*) FROM posts").fetchone()[0]
+
+
 def status_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
     """Posts per platform and kind, the last runs, every checkpoint (with its raw cursor), label
     coverage per model and target, and the last runs that recorded an error."""

@@ -182,6 +182,10 @@ def get_setting(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
     return row[0] if row else None
 
 
+def set_setting(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    con.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, value])
+
+
 def get_targets(con: duckdb.DuckDBPyConnection) -> list[str]:
     value = get_setting(con, "targets")
     return json.loads(value) if value else []

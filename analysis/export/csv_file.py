@@ -54,11 +54,15 @@ class HashingSink:
         return self.handle.write(data)
 
 
-def write_csv(final: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> tuple[int, str]:
-    """Write rows as RFC 4180 CSV (CRLF, minimal quoting), rename into place; return (rows, sha256)."""
+def write_csv(final: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], bom: bool = False
+              ) -> tuple[int, str]:
+    """Write rows as RFC 4180 CSV (CRLF, minimal quoting), rename into place; return (rows, sha256).
+    `bom` starts the file with a UTF-8 byte-order mark, which Excel needs to read it as UTF-8."""
     count = 0
     with atomic_file(final) as handle:
         sink = HashingSink(handle)
+        if bom:
+            sink.write("\ufeff")
         writer = csv.writer(sink, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         writer.writerow(header)
         for row in rows:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,11 @@ class ExportJob:
     pseudonymizer: Pseudonymizer | None = None
     configured_queries: Mapping[str, Any] = field(default_factory=dict)  # per platform, for the manifest
     intervals: Mapping[str, float] = field(default_factory=dict)  # minutes per platform, for schedule gaps
+    post_url_sql: str = "NULL"  # SQL over posts p: each post's own web address (from the sources)
+    include_deleted: bool = False  # keep the text of posts deleted upstream (platform terms say leave it out)
+    excel: bool = False  # UTF-8 with a byte-order mark, so Excel shows non-English posts
+    bootstrap_samples: int = 1000  # for the adjusted shares in stance_daily.csv (report.bootstrap_samples)
+    seed: int = 20241126  # their seed (report.seed), so exports stay byte-identical
 
 
 @dataclass
@@ -68,16 +73,17 @@ def _write_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any], fol
 
     columns = warehouse.POST_COLUMNS
     label_columns = [c for t in targets for c in (t, f"{t}_confidence")]
-    rows: Iterable[tuple[Any, ...]] = warehouse.week_posts(con, week.start, week.end, label_columns)
+    rows: Iterable[tuple[Any, ...]] = warehouse.week_posts(con, week.start, week.end, label_columns,
+                                                           job.post_url_sql, job.include_deleted)
     pseudonymizer = job.pseudonymizer
     if pseudonymizer is not None:
         id_at, handle_at = columns.index("author_id"), columns.index("author_handle")
         rows = (
             (*r[:id_at], pseudonymizer(r[id_at]), pseudonymizer(r[handle_at]), *r[handle_at + 1:]) for r in rows
         )
-    posts_count, posts_sha = write_csv(folder / "posts.csv", columns + label_columns, rows)
-    daily_header, daily_rows = warehouse.stance_daily_rows(con, week.start.date(), week.end.date())
-    daily_count, daily_sha = write_csv(folder / "stance_daily.csv", daily_header, daily_rows)
+    posts_count, posts_sha = write_csv(folder / "posts.csv", columns + label_columns, rows, job.excel)
+    daily_header, daily_rows = _stance_daily(con, job, week, model_id)
+    daily_count, daily_sha = write_csv(folder / "stance_daily.csv", daily_header, daily_rows, job.excel)
 
     manifest_mod.write_manifest(folder, {
         "format_version": manifest_mod.FORMAT_VERSION,
@@ -87,6 +93,8 @@ def _write_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any], fol
         "model_id": model_id,
         "targets": targets,
         "authors": "pseudonymized (HMAC-SHA256, keyed)" if pseudonymizer else "as collected",
+        "deleted_posts": "text included" if job.include_deleted else "text left out (deleted upstream)",
+        "encoding": "utf-8 with BOM (Excel)" if job.excel else "utf-8",
         "files": {
             "posts.csv": {"rows": posts_count, "sha256": posts_sha},
             "stance_daily.csv": {"rows": daily_count, "sha256": daily_sha},
@@ -96,6 +104,25 @@ def _write_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any], fol
         "source_state": state,
     })
     return posts_count, daily_count
+
+
+def _stance_daily(con: Any, job: ExportJob, week: Week, model_id: str | None
+                  ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The stance_daily view for the week's days, with the adjusted shares (empty when the current
+    model has no usable evaluation metrics) and the model_id whose labels they count."""
+    from ..trends import ADJUSTED_COLUMNS, Window, stance_trends
+
+    last_day = (week.end - timedelta(days=1)).date()
+    table = stance_trends(con, "day", "posts", Window(week.start.date(), last_day),
+                          bootstrap_samples=job.bootstrap_samples, seed=job.seed)
+    columns = [*table.columns, *(c for c in ADJUSTED_COLUMNS if c not in table.columns)]
+    rows = sorted(table.rows, key=lambda r: (r["period"], r["target"], r["platform"]))
+    return [*columns, "model_id"], [(*(r.get(c) for c in columns), model_id) for r in rows]
+
+
+def _options(job: ExportJob) -> dict[str, Any]:
+    """Export options the manifest's state records (only when set, so older exports stay current)."""
+    return {k: True for k, on in (("include_deleted", job.include_deleted), ("excel", job.excel)) if on}
 
 
 def export_weeks(job: ExportJob, weeks: Sequence[Week] | None = None) -> list[WeekExport]:
@@ -109,8 +136,11 @@ def export_weeks(job: ExportJob, weeks: Sequence[Week] | None = None) -> list[We
     done: list[WeekExport] = []
     with warehouse.reading(job.warehouse_path) as con:
         states = week_states(warehouse.week_states(con))
+        empty = [str(w) for w in weeks or () if str(w) not in states]
+        if empty:  # an empty folder would read as "exported, nothing happened"; say so instead
+            raise ExportError(f"no posts in {', '.join(sorted(set(empty)))}: nothing exported")
         chosen = choose_weeks(states, weeks, lambda name: manifest_mod.stored_state(root / name),
-                              job.pseudonymizer is not None, job.now)
+                              job.pseudonymizer is not None, job.now, _options(job))
         for week, state in chosen:
             try:
                 done.append(_export_week(con, job, week, state))
