@@ -101,10 +101,11 @@ def _print_quality(table: TrendTable, console: Console) -> None:
     """The header line: how good the model behind these shares was measured to be, and on what."""
     if table.quality is None or table.quality.model_id is None:
         return
-    console.print(f"quality: {table.quality.summary()}", soft_wrap=True, markup=False, highlight=False)
+    # Wrapped at the terminal's width (--csv/--json send it to stderr).
+    console.print(f"quality: {table.quality.summary()}", markup=False, highlight=False)
     caveat = table.quality.caveat()
     if caveat:
-        console.print(f"caveat: {caveat}", soft_wrap=True, markup=False, highlight=False)
+        console.print(f"caveat: {caveat}", markup=False, highlight=False)
 
 
 def _plain(value: object) -> object:
@@ -138,8 +139,7 @@ def _show(table: TrendTable, authors: bool, min_posts: int, console: Console) ->
         ("below_min_posts", f"* = fewer than {min_posts} {'authors' if authors else 'posts'} (report.min_posts)"),
     ) if any(r.get(flag) for r in table.rows)]
     if legend:
-        console.print(f"note: {'; '.join(legend)}: read neither as a rise or a drop", soft_wrap=True,
-                      highlight=False)
+        console.print(f"note: {'; '.join(legend)}: read neither as a rise or a drop", highlight=False)
 
 
 def _trend_table(table: TrendTable, rows: list[dict], title: str, authors: bool, stacked: bool,
