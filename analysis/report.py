@@ -271,8 +271,12 @@ def _quality_html(data: ReportData) -> str:
     if quality is None or quality.model_id is None:
         return ""
     caveat = quality.caveat()
+    # Which evaluation corrected the adjusted shares, per target: human coding, or a stored evaluation.
+    used = "".join(f"<li>{html.escape(target)}: {html.escape(text)}</li>"
+                   for target, text in sorted(data.trends.corrections.items()))
     return (f'<p class="quality"><strong>Model quality.</strong> {html.escape(quality.summary())}.</p>'
-            + (f'<p class="note"><strong>Caveat:</strong> {html.escape(caveat)}.</p>' if caveat else ""))
+            + (f'<p class="note"><strong>Caveat:</strong> {html.escape(caveat)}.</p>' if caveat else "")
+            + (f'<p class="note">Adjusted shares:</p><ul class="note">{used}</ul>' if used else ""))
 
 
 def render_html(data: ReportData, images: dict[str, Path]) -> str:

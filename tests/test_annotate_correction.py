@@ -95,3 +95,21 @@ def test_every_evaluation_is_kept_and_the_latest_is_current(tmp_path):
     assert json.loads(history[1]["n"]) == {t: m["n"] for t, m in first.items()}
     assert json.loads(warehouse.model_metrics(con, MODEL)) == second  # the latest is the one corrections use
     con.close()
+
+
+def test_the_report_and_the_export_manifest_say_which_evaluation_corrected(tmp_path):
+    from analysis import report
+    from analysis.export.weekly import ExportJob, export_weeks
+
+    db, _, _ = _warehouse(tmp_path, 120)
+    with warehouse.reading(db) as con:
+        data = report.gather(con, period="week", bootstrap_samples=50)
+    page = report.write_report(data, tmp_path / "report").read_text(encoding="utf-8")
+    assert "openai: corrected with 120 human-coded posts, macro-F1 0.87" in page
+    assert "artists: corrected with test split of the bundled data (n = 30)" in page
+    from datetime import UTC, datetime
+
+    export_weeks(ExportJob(db, tmp_path / "exports", datetime.now(UTC), bootstrap_samples=50), None)
+    [manifest_path] = sorted((tmp_path / "exports").glob("*/manifest.json"))[:1]
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["adjusted_shares"]["openai"] == "corrected with 120 human-coded posts, macro-F1 0.87"

@@ -62,7 +62,8 @@ def test_train_with_a_teacher(tmp_path: Path):
             for platform, post_id in coded:
                 text = next(p.text for p in posts if p.post_id == post_id)
                 for target in ("openai", "artists"):
-                    con.execute("INSERT INTO annotations VALUES (?, ?, ?, ?, 'coder1', now(), NULL)",
+                    con.execute("INSERT INTO annotations (platform, post_id, target, label, annotator, annotated_at) "
+                                "VALUES (?, ?, ?, ?, 'coder1', now())",
                                 [platform, post_id, target, label_for(text, target)])
         data = tmp_path / "small.csv"
         rows = ["id,platform,text,openai,artists,split"] + [

@@ -82,7 +82,7 @@ def _write_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any], fol
             (*r[:id_at], pseudonymizer(r[id_at]), pseudonymizer(r[handle_at]), *r[handle_at + 1:]) for r in rows
         )
     posts_count, posts_sha = write_csv(folder / "posts.csv", columns + label_columns, rows, job.excel)
-    daily_header, daily_rows = _stance_daily(con, job, week, model_id)
+    daily_header, daily_rows, corrections = _stance_daily(con, job, week, model_id)
     daily_count, daily_sha = write_csv(folder / "stance_daily.csv", daily_header, daily_rows, job.excel)
 
     manifest_mod.write_manifest(folder, {
@@ -92,6 +92,8 @@ def _write_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any], fol
         "complete": state["complete"],
         "model_id": model_id,
         "targets": targets,
+        # Per target, which evaluation corrected stance_daily.csv's adjusted shares (human coding or not).
+        "adjusted_shares": corrections,
         "authors": "pseudonymized (HMAC-SHA256, keyed)" if pseudonymizer else "as collected",
         "deleted_posts": "text included" if job.include_deleted else "text left out (deleted upstream)",
         "encoding": "utf-8 with BOM (Excel)" if job.excel else "utf-8",
@@ -107,7 +109,7 @@ def _write_week(con: Any, job: ExportJob, week: Week, state: dict[str, Any], fol
 
 
 def _stance_daily(con: Any, job: ExportJob, week: Week, model_id: str | None
-                  ) -> tuple[list[str], list[tuple[Any, ...]]]:
+                  ) -> tuple[list[str], list[tuple[Any, ...]], dict[str, str]]:
     """The stance_daily view for the week's days, with the adjusted shares (empty when the current
     model has no usable evaluation metrics) and the model_id whose labels they count."""
     from ..trends import ADJUSTED_COLUMNS, Window, stance_trends
@@ -117,7 +119,7 @@ def _stance_daily(con: Any, job: ExportJob, week: Week, model_id: str | None
                           bootstrap_samples=job.bootstrap_samples, seed=job.seed)
     columns = [*table.columns, *(c for c in ADJUSTED_COLUMNS if c not in table.columns)]
     rows = sorted(table.rows, key=lambda r: (r["period"], r["target"], r["platform"]))
-    return [*columns, "model_id"], [(*(r.get(c) for c in columns), model_id) for r in rows]
+    return [*columns, "model_id"], [(*(r.get(c) for c in columns), model_id) for r in rows], table.corrections
 
 
 def _options(job: ExportJob) -> dict[str, Any]:
