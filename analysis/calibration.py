@@ -1,5 +1,6 @@
 """Calibrated probabilities: one temperature per target fitted on validation, and the expected
-calibration error that says whether it helped.
+calibration error that says whether it helped; and the none bias, the decision threshold for giving
+a stance at all, chosen on validation too.
 
 Temperature scaling (Guo et al., 2017) divides a target's logits by T before the softmax: it moves
 confidence, never the argmax, so labels and F1 stay the same. T is the value that minimises the
@@ -8,7 +9,7 @@ negative log-likelihood of the validation labels, found by a deterministic 1-D s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -63,3 +64,22 @@ def expected_calibration_error(probabilities: np.ndarray, labels: Sequence[int],
         if members.any():
             error += members.mean() * abs(confidence[members].mean() - correct[members].mean())
     return float(error)
+
+
+NONE_BIAS_GRID = tuple(round(b, 2) for b in np.arange(-1.0, 3.01, 0.1))
+
+
+def fit_none_bias(logits: np.ndarray, gold: Sequence[str], f1: Callable[[Sequence[str], list[str]], float],
+                  labels: Sequence[str], grid: Sequence[float] = NONE_BIAS_GRID) -> float:
+    """The amount added to the `none` logit that gives the best validation `f1` (macro-F1 over favor
+    and against): a stance on a post that is about something else costs precision, a `none` on a post
+    that takes a side costs recall. Ties go to the bias nearest 0 (the model as trained)."""
+    none = list(labels).index("none")
+    best: tuple[float, float] | None = None
+    for bias in sorted(grid, key=abs):
+        shifted = logits.copy()
+        shifted[:, none] += bias
+        score = f1(gold, [labels[i] for i in shifted.argmax(axis=1)])
+        if best is None or score > best[0] + 1e-12:
+            best = (score, float(bias))
+    return 0.0 if best is None else best[1]

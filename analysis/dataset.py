@@ -27,8 +27,10 @@ DATASET_PATH = DATA_DIR / "stance_dataset.csv"
 DATASET_TARGETS: tuple[str, ...] = ("openai", "artists")
 _PART_COLUMNS = ["id", "platform", "text", *DATASET_TARGETS]
 # The hand-written parts, in merge order (d: sarcastic and "both sides are bad" posts about OpenAI;
-# e: whose side a post is on, not its tone, per the polarity rules; f: contrastive pairs, longer posts).
-PART_NAMES: tuple[str, ...] = ("a", "b", "c", "d", "e", "f")
+# e: whose side a post is on, not its tone, per the polarity rules; f: contrastive pairs, longer posts;
+# g: off-topic posts that only share a search word, AI-adjacent and neutral posts, and hard contrasts:
+# see parts/stance_part_g.md; parts/meta_part_g.csv gives each row's group).
+PART_NAMES: tuple[str, ...] = ("a", "b", "c", "d", "e", "f", "g")
 # Percent of ids in train and validation; the rest is test.
 _TRAIN_PERCENT, _VALIDATION_PERCENT = 70, 15
 

@@ -27,9 +27,9 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 from .atomic import atomic_path
-from .calibration import expected_calibration_error, fit_temperature, softmax
+from .calibration import expected_calibration_error, fit_none_bias, fit_temperature, softmax
 from .dataset import LABELS, Example, LabelledData
-from .evaluate import evaluate_predictions
+from .evaluate import evaluate_predictions, stance_metrics
 from .stance import (
     CARD_NAME,
     FINETUNED_BACKEND,
@@ -57,9 +57,11 @@ class HyperParameters:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_length: int = 128  # the encoder's window in tokens; longer posts are read in chunks
+    encoder_layers: int | None = None  # keep only the base encoder's lowest N layers (None: all of them)
     chunk_overlap: int = 32  # tokens shared by neighbouring chunks
     dropout: float = 0.1
     label_smoothing: float = 0.1
+    none_bias: bool = True  # choose each target's none bias (stance threshold) on validation
     seed: int = 13
     limit: int | None = None  # train on the first N training examples only (quick smoke runs)
 
@@ -129,26 +131,40 @@ def _label_tensor(examples: list[Example], targets: list[str]) -> torch.Tensor:
 def _score(backend: FineTunedStance, examples: list[Example], targets: list[str], data: str,
            ) -> tuple[dict[str, Any], np.ndarray]:
     """Metrics of the examples (fp32) and their uncalibrated logits (posts, targets, 3)."""
-    logits = backend.logits([e.text for e in examples], bf16=False).numpy()
-    probabilities = {t: softmax(logits[:, k, :] / float(backend.temperatures[k])) for k, t in enumerate(targets)}
+    raw = backend.logits([e.text for e in examples], bf16=False)
+    logits, adjusted = raw.numpy(), backend.adjusted(raw).numpy()
+    probabilities = {t: softmax(adjusted[:, k, :]) for k, t in enumerate(targets)}
     predicted = {t: labels_from_probabilities(probabilities[t]) for t in targets}
     gold = {t: [e.labels[t] for e in examples] for t in targets}
     metrics = evaluate_predictions(gold, predicted, data, probabilities)
     return metrics, logits
 
 
+def _macro_f1(gold: list[str], predicted: list[str]) -> float:
+    return float(stance_metrics(gold, predicted, "validation")["macro_f1"])
+
+
 def calibrate(backend: FineTunedStance, targets: list[str], validation: list[Example], val_logits: np.ndarray,
-              test: list[Example], test_logits: np.ndarray | None) -> dict[str, Any]:
-    """Fit one temperature per target on validation, store it in the model's config, and report the
-    15-bin expected calibration error before and after on validation (in-sample) and test."""
-    report: dict[str, Any] = {"method": "temperature scaling per target, fitted on validation (NLL)",
+              test: list[Example], test_logits: np.ndarray | None, hp: HyperParameters) -> dict[str, Any]:
+    """Per target, on validation: choose the none bias (the decision threshold, by macro-F1), then
+    fit the temperature of the biased logits (by NLL); store both in the model's config and report
+    the 15-bin expected calibration error before (the raw model) and after, on validation
+    (in-sample) and test."""
+    report: dict[str, Any] = {"method": "none bias chosen by validation macro-F1, then temperature scaling "
+                                        "per target fitted on validation (NLL)",
                               "ece_bins": 15, "targets": {}}
-    temperatures = []
+    temperatures, biases = [], []
+    none = LABELS.index("none")
     for k, target in enumerate(targets):
-        gold_val = np.array([LABELS.index(e.labels[target]) for e in validation])
-        temperature = fit_temperature(val_logits[:, k, :], gold_val)
+        gold_labels = [e.labels[target] for e in validation]
+        bias = fit_none_bias(val_logits[:, k, :], gold_labels, _macro_f1, LABELS) if hp.none_bias else 0.0
+        biases.append(bias)
+        shift = np.zeros(len(LABELS))
+        shift[none] = bias
+        gold_val = np.array([LABELS.index(g) for g in gold_labels])
+        temperature = fit_temperature(val_logits[:, k, :] + shift, gold_val)
         temperatures.append(temperature)
-        entry: dict[str, Any] = {"temperature": round(temperature, 4)}
+        entry: dict[str, Any] = {"none_bias": bias, "temperature": round(temperature, 4)}
         splits = [("validation", val_logits, validation)]
         if test_logits is not None:
             splits.append(("test", test_logits, test))
@@ -156,9 +172,10 @@ def calibrate(backend: FineTunedStance, targets: list[str], validation: list[Exa
             gold = [LABELS.index(e.labels[target]) for e in examples]
             entry[f"{name}_ece_before"] = round(expected_calibration_error(softmax(logits[:, k, :]), gold), 4)
             entry[f"{name}_ece_after"] = round(
-                expected_calibration_error(softmax(logits[:, k, :] / temperature), gold), 4)
+                expected_calibration_error(softmax((logits[:, k, :] + shift) / temperature), gold), 4)
         report["targets"][target] = entry
     backend.model.config.stance_temperatures = temperatures
+    backend.model.config.stance_none_bias = biases
     return report
 
 
@@ -214,7 +231,8 @@ def train_model(
         raise ModelError(f"{data.source} has no training examples (split 'train')")
     model_id = planned_model_id(data, hp, base)
     base_path = base or base_model_path()
-    model = new_stance_model(base_path, targets, dropout=hp.dropout, pooling=hp.pooling)
+    model = new_stance_model(base_path, targets, dropout=hp.dropout, pooling=hp.pooling,
+                             layers=hp.encoder_layers)
     from transformers import AutoTokenizer
 
     where, kwargs = _hub_kwargs(base_path)
@@ -283,7 +301,7 @@ def train_model(
     test_metrics, test_logits = _score(backend, test, targets, f"test split of {source}") if test else ({}, None)
     calibration = None
     if validation and best_val_logits is not None:
-        calibration = calibrate(backend, targets, validation, best_val_logits, test, test_logits)
+        calibration = calibrate(backend, targets, validation, best_val_logits, test, test_logits, hp)
         # The stored metrics carry calibrated probabilities (same labels; ECE after calibration).
         validation_metrics, _ = _score(backend, validation, targets, f"validation split of {source}")
         if test:
@@ -297,7 +315,7 @@ def train_model(
             f"{model.config.hidden_size} hidden), window {backend.max_length} tokens, longer posts in chunks "
             f"overlapping by {hp.chunk_overlap} and pooled over all their tokens; per target: mean pooling"
             + (" + a learned attention query" if hp.pooling == "target_attention" else "")
-            + " → a 3-way linear head, temperature-calibrated"
+            + " → a 3-way linear head; none bias and temperature chosen on validation"
         ),
         "targets": targets,
         "labels": list(LABELS),

@@ -288,8 +288,8 @@ def bench_export(n: int = 200_000) -> dict[str, float]:
 def realistic_posts(n: int, tokenizer, seed: int = 5, long_share: float = 0.05, window: int = 128) -> list[str]:
     """n posts of realistic length, built by joining generated corpus texts: 95% between 8 tokens and
     the window (skewed short, mean about 62 tokens), `long_share` past it (130 to 1,200 tokens, mean
-    about 420), so the mean is near 80 tokens, as on real comments and posts (several sentences,
-    some of several paragraphs)."""
+    about 436), so the mean is near 80 tokens, as the issue asks of real comments and posts (several
+    sentences, some of several paragraphs). The benchmark prints the measured mean and share."""
     from collectors.replay.corpus import generate_corpus
 
     rng = random.Random(seed)
@@ -298,9 +298,9 @@ def realistic_posts(n: int, tokenizer, seed: int = 5, long_share: float = 0.05, 
     posts = []
     for _ in range(n):
         if rng.random() < long_share:
-            want = int(130 + rng.betavariate(1.2, 2.5) * 1070)
+            want = int(130 + rng.betavariate(1.2, 3.0) * 1070)
         else:
-            want = int(8 + rng.betavariate(2.2, 2.0) * (window - 10))
+            want = int(8 + rng.betavariate(2.0, 2.4) * (window - 10))
         parts, tokens = [], 0
         while tokens < want:
             k = rng.randrange(len(pieces))
@@ -308,7 +308,7 @@ def realistic_posts(n: int, tokenizer, seed: int = 5, long_share: float = 0.05, 
             tokens += piece_tokens[k]
         text = " ".join(parts)
         words = text.split()
-        while tokens > want + 4 and len(words) > 4:  # trim whole words back toward the length drawn
+        while tokens > want + 2 and len(words) > 4:  # trim whole words back toward the length drawn
             words = words[: max(4, int(len(words) * want / tokens))]
             tokens = len(tokenizer(" ".join(words), add_special_tokens=False)["input_ids"])
         posts.append(" ".join(words))

@@ -257,13 +257,16 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
 @click.option("--base", default=None, metavar="PATH_OR_HUB_ID",
               help="Encoder to fine-tune: a local folder or a Hugging Face hub id "
                    "(default: the bundled MiniLM, offline).")
+@click.option("--layers", type=click.IntRange(1, 48), default=None, metavar="N",
+              help="Keep only the base encoder's lowest N layers (faster labelling; default: the "
+                   "bundled model's setting).")
 @click.option("--force", is_flag=True, help="Train again even if this model is in the data folder or user cache.")
 @click.option("--set-current", is_flag=True,
               help="Make the new model current even if it scores lower on validation than the current one.")
 @pass_app
 def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None, limit: int | None,
           with_annotations: bool, teacher: str | None, sample: int, base: str | None,
-          force: bool, set_current: bool) -> int:
+          layers: int | None, force: bool, set_current: bool) -> int:
     """Fine-tune an encoder (by default the bundled MiniLM, offline) into a stance classifier."""
     from analysis.train import HyperParameters
 
@@ -271,7 +274,7 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
 
     defaults = HyperParameters()
     hp = HyperParameters(epochs=epochs or defaults.epochs, seed=defaults.seed if seed is None else seed,
-                         limit=limit)
+                         limit=limit, encoder_layers=defaults.encoder_layers if layers is None else layers)
     if teacher:
         from .distill import print_distillation, run_distillation
 

