@@ -70,16 +70,24 @@ NONE_BIAS_GRID = tuple(round(b, 2) for b in np.arange(-1.0, 3.01, 0.1))
 
 
 def fit_none_bias(logits: np.ndarray, gold: Sequence[str], f1: Callable[[Sequence[str], list[str]], float],
-                  labels: Sequence[str], grid: Sequence[float] = NONE_BIAS_GRID) -> float:
-    """The amount added to the `none` logit that gives the best validation `f1` (macro-F1 over favor
-    and against): a stance on a post that is about something else costs precision, a `none` on a post
-    that takes a side costs recall. Ties go to the bias nearest 0 (the model as trained)."""
+                  labels: Sequence[str], neutral: Sequence[bool], max_rate: float = 0.03,
+                  grid: Sequence[float] = NONE_BIAS_GRID) -> float:
+    """The amount added to the `none` logit, chosen on validation: among the biases that give a
+    stance to at most `max_rate` of the `neutral` posts (those labelled `none` for every target:
+    off-topic posts that only share a search word, neutral news, questions), the one with the best
+    `f1` (macro-F1 over favor and against); when no bias gets that low, the one with the lowest
+    rate. Ties go to the bias nearest 0 (the model as trained)."""
     none = list(labels).index("none")
-    best: tuple[float, float] | None = None
+    neutral = np.asarray(neutral, dtype=bool)
+    best: tuple[tuple[bool, float, float], float] | None = None
     for bias in sorted(grid, key=abs):
         shifted = logits.copy()
         shifted[:, none] += bias
-        score = f1(gold, [labels[i] for i in shifted.argmax(axis=1)])
-        if best is None or score > best[0] + 1e-12:
-            best = (score, float(bias))
+        choice = shifted.argmax(axis=1)
+        rate = float((choice[neutral] != none).mean()) if neutral.any() else 0.0
+        feasible = rate <= max_rate + 1e-12
+        key = (feasible, f1(gold, [labels[i] for i in choice]) if feasible else -rate,
+               f1(gold, [labels[i] for i in choice]))
+        if best is None or key > best[0]:
+            best = (key, float(bias))
     return 0.0 if best is None else best[1]

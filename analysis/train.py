@@ -62,6 +62,7 @@ class HyperParameters:
     dropout: float = 0.1
     label_smoothing: float = 0.1
     none_bias: bool = True  # choose each target's none bias (stance threshold) on validation
+    max_neutral_stance_rate: float = 0.03  # ... so that at most this share of none-for-every-target posts get a stance
     seed: int = 13
     limit: int | None = None  # train on the first N training examples only (quick smoke runs)
 
@@ -146,18 +147,23 @@ def _macro_f1(gold: list[str], predicted: list[str]) -> float:
 
 def calibrate(backend: FineTunedStance, targets: list[str], validation: list[Example], val_logits: np.ndarray,
               test: list[Example], test_logits: np.ndarray | None, hp: HyperParameters) -> dict[str, Any]:
-    """Per target, on validation: choose the none bias (the decision threshold, by macro-F1), then
+    """Per target, on validation: choose the none bias (the decision threshold: the best macro-F1
+    that leaves at most `hp.max_neutral_stance_rate` of the posts labelled none for every target
+    with a stance; analysis.calibration.fit_none_bias), then
     fit the temperature of the biased logits (by NLL); store both in the model's config and report
     the 15-bin expected calibration error before (the raw model) and after, on validation
     (in-sample) and test."""
-    report: dict[str, Any] = {"method": "none bias chosen by validation macro-F1, then temperature scaling "
-                                        "per target fitted on validation (NLL)",
+    report: dict[str, Any] = {"method": "none bias chosen on validation (best macro-F1 with at most "
+                                        f"{hp.max_neutral_stance_rate:.0%} of none-for-every-target posts given "
+                                        "a stance), then temperature scaling per target fitted on validation (NLL)",
                               "ece_bins": 15, "targets": {}}
     temperatures, biases = [], []
     none = LABELS.index("none")
+    neutral = [all(e.labels[t] == "none" for t in targets) for e in validation]
     for k, target in enumerate(targets):
         gold_labels = [e.labels[target] for e in validation]
-        bias = fit_none_bias(val_logits[:, k, :], gold_labels, _macro_f1, LABELS) if hp.none_bias else 0.0
+        bias = (fit_none_bias(val_logits[:, k, :], gold_labels, _macro_f1, LABELS, neutral, hp.max_neutral_stance_rate)
+                if hp.none_bias else 0.0)
         biases.append(bias)
         shift = np.zeros(len(LABELS))
         shift[none] = bias

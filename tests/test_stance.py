@@ -710,7 +710,7 @@ def test_trained_model_is_calibrated_on_validation_and_applies_it(trained: Path)
         assert (probs[target].argmax(1) == biased.argmax(1)).all()  # the temperature keeps the labels
 
 
-def test_none_bias_is_the_validation_threshold_with_the_best_macro_f1():
+def test_none_bias_leaves_few_neutral_posts_with_a_stance_at_the_best_macro_f1():
     from analysis.calibration import fit_none_bias
     from analysis.dataset import LABELS
     from analysis.evaluate import stance_metrics
@@ -718,15 +718,23 @@ def test_none_bias_is_the_validation_threshold_with_the_best_macro_f1():
     def f1(gold, predicted):
         return stance_metrics(gold, predicted, "test")["macro_f1"]
 
-    # Two posts that take a side (clear margins) and four off-topic posts with a weak favor lean:
-    # at bias 0 all six get a stance; from a bias of 0.5 the off-topic ones are none, the others not.
+    # Two posts that take a side (clear margins) and four neutral posts with a weak favor lean:
+    # at bias 0 all six get a stance; from a bias of 0.5 the neutral ones are none, the others not.
     logits = np.array([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], *[[0.4, 0.0, 0.0]] * 4])
     gold = ["favor", "against", "none", "none", "none", "none"]
+    neutral = [g == "none" for g in gold]
     assert f1(gold, [LABELS[i] for i in logits.argmax(1)]) < 1.0
-    bias = fit_none_bias(logits, gold, f1, LABELS)
-    assert bias == pytest.approx(0.5)  # the smallest bias that reaches the best score
+    assert fit_none_bias(logits, gold, f1, LABELS, neutral) == pytest.approx(0.5)  # the smallest that does
     # Posts that all take a side: any positive bias only loses recall, so the model is left as it is.
-    assert fit_none_bias(logits[:2], gold[:2], f1, LABELS) == 0.0
+    assert fit_none_bias(logits[:2], gold[:2], f1, LABELS, neutral[:2]) == 0.0
+    # A neutral post the model is sure of (margin 2.5) and a favor post it barely gives (margin 0.2):
+    # the rate bound wins over F1 — the bias that silences the neutral post costs the favor post.
+    hard = np.array([[0.2, 0.0, 0.0], [2.5, 0.0, 0.0], [0.0, 3.0, 0.0]])
+    hard_gold = ["favor", "none", "against"]
+    bias = fit_none_bias(hard, hard_gold, f1, LABELS, [False, True, False])
+    assert bias == pytest.approx(2.6)
+    # With a bound the neutral post already meets, F1 decides: no bias at all.
+    assert fit_none_bias(hard, hard_gold, f1, LABELS, [False, True, False], max_rate=1.0) == 0.0
 
 
 def test_auto_precision_picks_bf16_only_where_it_measured_faster():
