@@ -57,7 +57,9 @@ class HyperParameters:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_length: int = 128  # the encoder's window in tokens; longer posts are read in chunks
-    encoder_layers: int | None = None  # keep only the base encoder's lowest N layers (None: all of them)
+    # Keep only the base encoder's lowest N layers (None: all). 3: the shallowest depth whose mean
+    # validation macro-F1 was within 0.02 of all 6 (0.816 vs 0.835; 2 layers: 0.770), at twice the speed.
+    encoder_layers: int | None = 3
     chunk_overlap: int = 32  # tokens shared by neighbouring chunks
     dropout: float = 0.1
     label_smoothing: float = 0.1
@@ -317,7 +319,8 @@ def train_model(
         "backend": FINETUNED_BACKEND,
         "base_weights": base_weights_id(base),
         "architecture": (
-            f"{model.config.model_type} encoder ({model.config.num_hidden_layers} layers, "
+            f"{model.config.model_type} encoder ({model.config.num_hidden_layers} layer"
+            f"{'s' if model.config.num_hidden_layers != 1 else ''}, "
             f"{model.config.hidden_size} hidden), window {backend.max_length} tokens, longer posts in chunks "
             f"overlapping by {hp.chunk_overlap} and pooled over all their tokens; per target: mean pooling"
             + (" + a learned attention query" if hp.pooling == "target_attention" else "")

@@ -617,7 +617,7 @@ def test_train_keeps_only_the_lowest_encoder_layers_with_layers(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     (folder,) = (tmp_path / "data" / "models").iterdir()
     card = json.loads((folder / "model_card.json").read_text())
-    assert card["hyperparameters"]["encoder_layers"] == 1 and "1 layers, 32 hidden" in card["architecture"]
+    assert card["hyperparameters"]["encoder_layers"] == 1 and "1 layer, 32 hidden" in card["architecture"]
     saved = load_file(str(folder / "model.safetensors"))
     assert any(k.startswith("bert.encoder.layer.0.") for k in saved)
     assert not any(k.startswith("bert.encoder.layer.1.") for k in saved)
