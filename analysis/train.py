@@ -229,7 +229,9 @@ def train_model(
     progress: Callable[[TrainProgress], None] | None = None,
     base: str | None = None,
 ) -> TrainedModel:
-    """Fine-tune `base` (default: the bundled MiniLM) on data's train split; see the module doc."""
+    """Fine-tune `base` (default: the bundled MiniLM) on data's train split; see the module doc.
+    `hp.encoder_layers` applies to any base: give None to keep all the layers of another encoder
+    (as `leakwatch train --base` does)."""
     quiet_transformers()
     _seed_everything(hp.seed)
     targets = data.targets

@@ -258,8 +258,8 @@ def export(app: App, weeks: tuple[str, ...], out_dir: Path | None, pseudonymize_
               help="Encoder to fine-tune: a local folder or a Hugging Face hub id "
                    "(default: the bundled MiniLM, offline).")
 @click.option("--layers", type=click.IntRange(1, 48), default=None, metavar="N",
-              help="Keep only the base encoder's lowest N layers: fewer label faster, more score "
-                   "higher (default 3 of MiniLM's 6; --layers 6 for all of them).")
+              help="Keep only the encoder's lowest N layers: fewer label faster, more score higher "
+                   "(default: 3 of the bundled MiniLM's 6, all layers of a --base encoder).")
 @click.option("--force", is_flag=True, help="Train again even if this model is in the data folder or user cache.")
 @click.option("--set-current", is_flag=True,
               help="Make the new model current even if it scores lower on validation than the current one.")
@@ -274,7 +274,8 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
 
     defaults = HyperParameters()
     hp = HyperParameters(epochs=epochs or defaults.epochs, seed=defaults.seed if seed is None else seed,
-                         limit=limit, encoder_layers=defaults.encoder_layers if layers is None else layers)
+                         limit=limit, encoder_layers=layers if layers is not None else
+                         defaults.encoder_layers if base is None else None)  # a --base encoder: all its layers
     if teacher:
         from .distill import print_distillation, run_distillation
 
