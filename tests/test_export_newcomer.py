@@ -110,3 +110,14 @@ def test_the_demos_weekly_manifests_record_the_runs_that_collected_them(demo_run
     started = [r[0] for r in con.execute("SELECT started_at FROM runs ORDER BY run_id").fetchall()]
     con.close()
     assert started and all(t.year == 2024 for t in started)  # the replay's clock, not today
+
+
+def test_the_export_summary_counts_in_words_that_agree_with_the_number(tmp_path):
+    from analysis.export.calendar import Week
+    from analysis.export.weekly import WeekExport
+
+    week = Week.parse("2024-W48")
+    one = WeekExport(week, tmp_path, posts=1, daily_rows=1, complete=True)
+    assert one.summary() == "2024-W48: 1 post, 1 daily stance row"
+    many = WeekExport(week, tmp_path, posts=0, daily_rows=14, complete=False)
+    assert many.summary() == "2024-W48: 0 posts, 14 daily stance rows (week not over yet: partial)"

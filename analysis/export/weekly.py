@@ -52,7 +52,9 @@ class WeekExport:
 
     def summary(self) -> str:
         note = "" if self.complete else " (week not over yet: partial)"
-        return f"{self.week}: {self.posts} posts, {self.daily_rows} daily stance rows{note}"
+        posts = f"{self.posts} post{'' if self.posts == 1 else 's'}"
+        rows = f"{self.daily_rows} daily stance row{'' if self.daily_rows == 1 else 's'}"
+        return f"{self.week}: {posts}, {rows}{note}"
 
     def line(self) -> str:
         return f"{self.summary()} → {self.folder}"
