@@ -35,6 +35,42 @@ def training_data(targets: list[str], csv_path: Path | None) -> LabelledData:
     return LabelledData(examples, data.targets, data.source, data.sha256)
 
 
+def with_active_annotations(warehouse_path: Path, targets: list[str], data: LabelledData,
+                            ) -> tuple[LabelledData, dict[str, Any]]:
+    """`data` plus the gold labels of the active samples as training examples (never a random
+    sample: those validate). A post joins only with a gold label for every target. Returns the new
+    LabelledData (its hash covers the added rows, so the model_id changes) and what the card records."""
+    import hashlib
+    import json
+
+    from warehouse import annotations as store
+
+    from .dataset import Example, LabelledData
+
+    with warehouse.reading(warehouse_path) as con:
+        rows = store.training_annotations(con)
+    posts: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        entry = posts.setdefault((row["platform"], row["post_id"]), {"text": row["text"], "labels": {},
+                                                                     "samples": row["samples"] or []})
+        entry["labels"][row["target"]] = row["label"]
+    complete = {key: p for key, p in sorted(posts.items()) if all(t in p["labels"] for t in targets)}
+    added = [Example(f"{platform}:{post_id}", p["text"], {t: p["labels"][t] for t in targets}, "train", platform)
+             for (platform, post_id), p in complete.items()]
+    samples = sorted({s for p in complete.values() for s in p["samples"]})
+    info = {"active_annotations": len(added), "samples": samples,
+            "left_out": len(posts) - len(added),
+            "rule": "gold labels of active samples only (adjudicator, else majority); random samples never"}
+    if not added:
+        raise DatasetError("no coded posts in active samples yet: draw one with `leakwatch annotate sample "
+                           "--kind active` and code it first")
+    digest = hashlib.sha256(data.sha256.encode())
+    digest.update(json.dumps([[e.id, e.text, e.labels] for e in added], sort_keys=True).encode())
+    source = f"{data.source} + {len(added)} coded posts of active sample(s) {', '.join(map(str, samples))}"
+    # First, so a `--limit` smoke run keeps them.
+    return LabelledData([*added, *data.examples], data.targets, source, digest.hexdigest()), info
+
+
 def train_and_register(warehouse_path: Path, setup: StanceSetup, hp: HyperParameters, data: LabelledData,
                        report: Callable[[Any], None], card_data: dict[str, Any] | None = None,
                        base: str | None = None) -> Any:

@@ -203,34 +203,7 @@ def print_validation(report: dict[str, Any], console: Console) -> None:
 # ------------------------------------------------------------------------------- training on coded posts
 
 def add_active_annotations(config: Config, data: Any) -> tuple[Any, dict[str, Any]]:
-    """`data` plus the gold labels of the active samples as training examples (never a random
-    sample: those validate). A post joins only with a gold label for every target. Returns the new
-    LabelledData (its hash covers the added rows, so the model_id changes) and what the card records."""
-    import hashlib
-    import json
+    """`data` plus the gold labels of the active samples (analysis.training.with_active_annotations)."""
+    from analysis.training import with_active_annotations
 
-    from analysis.dataset import Example, LabelledData
-
-    targets = config.target_names
-    with warehouse.reading(config.warehouse_path) as con:
-        rows = store.training_annotations(con)
-    posts: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        entry = posts.setdefault((row["platform"], row["post_id"]), {"text": row["text"], "labels": {},
-                                                                     "samples": row["samples"] or []})
-        entry["labels"][row["target"]] = row["label"]
-    complete = {key: p for key, p in sorted(posts.items()) if all(t in p["labels"] for t in targets)}
-    added = [Example(f"{platform}:{post_id}", p["text"], {t: p["labels"][t] for t in targets}, "train", platform)
-             for (platform, post_id), p in complete.items()]
-    samples = sorted({s for p in complete.values() for s in p["samples"]})
-    info = {"active_annotations": len(added), "samples": samples,
-            "left_out": len(posts) - len(added),
-            "rule": "gold labels of active samples only (adjudicator, else majority); random samples never"}
-    if not added:
-        raise AnnotateError("no coded posts in active samples yet: draw one with `leakwatch annotate sample "
-                            "--kind active` and code it first")
-    digest = hashlib.sha256(data.sha256.encode())
-    digest.update(json.dumps([[e.id, e.text, e.labels] for e in added], sort_keys=True).encode())
-    source = f"{data.source} + {len(added)} coded posts of active sample(s) {', '.join(map(str, samples))}"
-    # First, so a `--limit` smoke run keeps them.
-    return LabelledData([*added, *data.examples], data.targets, source, digest.hexdigest()), info
+    return with_active_annotations(config.warehouse_path, config.target_names, data)

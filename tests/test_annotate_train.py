@@ -17,7 +17,9 @@ def test_train_with_annotations_adds_active_never_random(tmp_path):
     posts = default_posts(12)
     build_warehouse(db, posts, {"openai": ["favor", "against", "none"] * 4, "artists": ["none"] * 12},
                     certainty=[0.5] * 12)
-    assert run_cli(config, "train", "--with-annotations", "--epochs", "1", "--limit", "4").returncode == 1
+    nothing_coded = run_cli(config, "train", "--with-annotations", "--epochs", "1", "--limit", "4")
+    assert nothing_coded.returncode == 1 and "Traceback" not in nothing_coded.stderr
+    assert "no coded posts in active samples yet" in nothing_coded.stderr
     assert run_cli(config, "annotate", "sample", "--size", "4", "--kind", "random", "--seed", "1").returncode == 0
     assert run_cli(config, "annotate", "sample", "--size", "3", "--kind", "active", "--seed", "1").returncode == 0
     with warehouse.writing(db) as con:
