@@ -115,13 +115,7 @@ class LlmSummary:
     model_id: str
     targets: list[str]
     posts: int = 0
-    cached: int = 0
-    answered: int = 0
-    failed: int = 0
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
+    totals: warehouse.RunCounts = field(default_factory=lambda: warehouse.RunCounts())  # committed batches' sum
     seconds: float = 0.0
     stop_reason: str | None = None
     run_id: int | None = None
@@ -129,15 +123,16 @@ class LlmSummary:
 
     @property
     def labelled(self) -> int:
-        return self.cached + self.answered
+        return self.totals.cached + self.totals.answered
 
     def line(self) -> str:
         if not self.posts:
             return f"classify: nothing to label; every post has a label from {self.model_id}"
+        t = self.totals
         text = (f"classify: {self.labelled} of {self.posts} posts labelled for {', '.join(self.targets)} with "
-                f"{self.model_id} in {self.seconds:.1f}s ({self.cached} from the cache, {self.answered} answered, "
-                f"{self.failed} without a usable answer); {self.requests} requests, "
-                f"{self.input_tokens} + {self.output_tokens} tokens, estimated cost {self.cost:.4f}")
+                f"{self.model_id} in {self.seconds:.1f}s ({t.cached} from the cache, {t.answered} answered, "
+                f"{t.failed} without a usable answer); {t.requests} requests, "
+                f"{t.input_tokens} + {t.output_tokens} tokens, estimated cost {t.cost:.4f}")
         if self.stop_reason:
             text += f"\nclassify: stopped early, {self.stop_reason}; rerun to continue"
         if self.failures:
@@ -205,14 +200,7 @@ class _Writer:
         table = pa.table(self.columns, schema=warehouse.LABEL_SCHEMA)
         with warehouse.writing(self.warehouse_path) as con:
             warehouse.commit_llm_batch(con, self.run_id, self.answers, table, c)
-        s = self.summary
-        s.cached += c.cached
-        s.answered += c.answered
-        s.failed += c.failed
-        s.requests += c.requests
-        s.input_tokens += c.input_tokens
-        s.output_tokens += c.output_tokens
-        s.cost += c.cost
+        self.summary.totals.add(c)
         self.answers, self.counts = [], warehouse.RunCounts()
         self.columns = {name: [] for name in warehouse.LABEL_SCHEMA.names}
         self.last_flush = time.monotonic()
@@ -246,7 +234,7 @@ def llm_label_posts(warehouse_path: Path, backend: LlmStance, posts: pa.Table, p
         writer.add_labels(groups[key], answer.labels or {}, answer.probabilities)
         writer.counts.cached += len(groups[key])
     writer.flush()
-    advanced(summary.cached)
+    advanced(summary.totals.cached)
     todo = [key for key in groups if key not in cached]
 
     def tell_where() -> None:

@@ -88,16 +88,15 @@ def confusion_for_model(
     """Per-target 3x3 confusion counts (rows true, columns predicted, LABELS order) and notes."""
     if model_id is None:
         return {}, ["no current model is set, so there are no stance labels yet (run `leakwatch classify`)"]
-    stored = warehouse.model_metrics(con, model_id)
-    if stored is None:
+    try:
+        metrics = _parsed_metrics(con, model_id)
+    except ValueError:
+        return {}, [f"model {model_id}: its metrics are not a valid JSON object; adjusted shares are left out"]
+    if metrics is None:
         return {}, [
             f"current model {model_id} has no evaluation metrics, so adjusted shares are left out "
             "(run `leakwatch evaluate` to add them)"
         ]
-    try:
-        metrics = json.loads(stored) if isinstance(stored, str) else stored
-    except json.JSONDecodeError:
-        return {}, [f"model {model_id}: its metrics are not valid JSON; adjusted shares are left out"]
     matrices, notes = {}, []
     for target, entry in sorted(metrics.items()):
         if not isinstance(entry, dict) or "confusion" not in entry:
@@ -119,14 +118,21 @@ def stored_metrics(con: Any, model_id: str | None) -> dict[str, Any] | None:
     """The model's stored evaluation metrics, or None when it has none (or they are unreadable)."""
     if model_id is None:
         return None
+    try:
+        return _parsed_metrics(con, model_id)
+    except ValueError:
+        return None
+
+
+def _parsed_metrics(con: Any, model_id: str) -> dict[str, Any] | None:
+    """The stored metrics JSON as a dict, None when there is none; ValueError when it is not an object."""
     stored = warehouse.model_metrics(con, model_id)
     if stored is None:
         return None
-    try:
-        metrics = json.loads(stored) if isinstance(stored, str) else stored
-    except json.JSONDecodeError:
-        return None
-    return metrics if isinstance(metrics, dict) else None
+    metrics = json.loads(stored) if isinstance(stored, str) else stored  # JSONDecodeError is a ValueError
+    if not isinstance(metrics, dict):
+        raise ValueError("the stored metrics are not a JSON object")
+    return metrics
 
 
 def _reorder(entry: dict[str, Any]) -> np.ndarray:

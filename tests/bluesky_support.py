@@ -1,16 +1,20 @@
-"""Helpers for the Bluesky tests: small corpora with known times, a config file, the CLI, the DuckDB file."""
+"""Helpers for the Bluesky tests: small corpora with known times, a replay server with its config file,
+the CLI, the DuckDB file."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE, BlueskyReplay, post_uri
+from collectors.replay.bluesky_shapes import Shape
 from collectors.replay.corpus import CorpusItem, make_tid
 
 T0 = datetime(2024, 11, 26, 12, 0, tzinfo=UTC)
@@ -123,3 +127,16 @@ def last_run(tmp_path: Path) -> dict:
     cols = ["status", "pages", "fetched", "inserted", "updated", "skipped", "rate_limit_waits", "caps_hit", "error"]
     row = query(tmp_path, f"SELECT {', '.join(cols)} FROM runs ORDER BY run_id DESC LIMIT 1")[0]
     return dict(zip(cols, row, strict=True))
+
+
+SEARCH = "/xrpc/app.bsky.feed.searchPosts"
+THREAD = "/xrpc/app.bsky.feed.getPostThread"
+
+
+@contextmanager
+def serving(tmp_path: Path, corpus: list[CorpusItem], *, now: datetime | None = None,
+            shapes: dict[str, Shape] | None = None, result_cap: int | None = None,
+            **settings: object) -> Iterator[tuple[BlueskyReplay, Path]]:
+    """A replay server holding `corpus` and a config file (`settings` as in write_config) that uses it."""
+    with BlueskyReplay(corpus, now=now, shapes=shapes, result_cap=result_cap) as server:
+        yield server, write_config(tmp_path, server, **settings)

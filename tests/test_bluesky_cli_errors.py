@@ -15,19 +15,18 @@ from bluesky_support import (
     last_run,
     posts_every,
     query,
+    serving,
     stored_ids,
     uris,
-    write_config,
 )
 
-from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE, BlueskyReplay
+from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE
 
 CORPUS = posts_every(35)
 
 
 def test_missing_password_is_one_clear_line_and_nothing_is_written(tmp_path):
-    with BlueskyReplay(CORPUS) as server:
-        config = write_config(tmp_path, server)
+    with serving(tmp_path, CORPUS) as (server, config):
         result = collect(config, env=cli_env(password=None))
         assert server.requests == []
     assert result.returncode == 1
@@ -38,8 +37,7 @@ def test_missing_password_is_one_clear_line_and_nothing_is_written(tmp_path):
 
 
 def test_rejected_password_is_one_clear_line_and_nothing_is_written(tmp_path):
-    with BlueskyReplay(CORPUS) as server:
-        config = write_config(tmp_path, server)
+    with serving(tmp_path, CORPUS) as (server, config):
         result = collect(config, env=cli_env(password="wrong-pass-word"))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -58,8 +56,7 @@ def test_killed_process_resumes_with_no_gap_and_no_duplicate(tmp_path):
             held.set()
             release.wait(timeout=60)
 
-    with BlueskyReplay(CORPUS, now=CORPUS[29].created_at) as server:
-        config = write_config(tmp_path, server, page_size=10)
+    with serving(tmp_path, CORPUS, now=CORPUS[29].created_at, page_size=10) as (server, config):
         server.on_search = hold_third_call
         process = subprocess.Popen([sys.executable, "-m", "leakwatch", "--config", str(config), "collect",
                                     "--platform", "bluesky"], env=cli_env(), stdout=subprocess.PIPE,

@@ -6,22 +6,21 @@ from datetime import timedelta
 
 import pytest
 from bluesky_support import (
+    SEARCH,
     T0,
+    THREAD,
     checkpoint_state,
     collect,
     item,
     last_run,
     posts_every,
     query,
+    serving,
     stored_ids,
     uris,
-    write_config,
 )
 
-from collectors.replay.bluesky_api import BlueskyReplay, post_uri
-
-SEARCH = "/xrpc/app.bsky.feed.searchPosts"
-THREAD = "/xrpc/app.bsky.feed.getPostThread"
+from collectors.replay.bluesky_api import post_uri
 
 
 @pytest.fixture
@@ -32,9 +31,9 @@ def corpus():
 
 def test_pages_to_the_checkpoint_then_one_request_per_query(tmp_path, corpus):
     matching = corpus[:45]
-    with BlueskyReplay(corpus, now=T0 + timedelta(minutes=30)) as server:
+    with serving(tmp_path, corpus, now=T0 + timedelta(minutes=30), page_size=10,
+                 overlap_minutes=5) as (server, config):
         # A post a minute: the 5-minute overlap of later passes fits in one page of 10.
-        config = write_config(tmp_path, server, page_size=10, overlap_minutes=5)
         first = collect(config)
         assert first.returncode == 0, first.stderr
         visible = [i for i in matching if i.created_at <= server.now]
@@ -76,8 +75,7 @@ def test_normalized_record(tmp_path):
     root = item(1, T0, "OpenAI and the sora leak: a thread")
     reply = item(2, T0 + timedelta(minutes=5), "Sora leak reply", kind="reply", parent=root, author="bob.art")
     quote = item(3, T0 + timedelta(minutes=9), "Quoting this sora leak take", kind="quote", quote_of=root)
-    with BlueskyReplay([root, reply, quote]) as server:
-        config = write_config(tmp_path, server)
+    with serving(tmp_path, [root, reply, quote]) as (server, config):
         result = collect(config)
         assert result.returncode == 0, result.stderr
         rows = query(tmp_path, """
@@ -102,8 +100,7 @@ def test_normalized_record(tmp_path):
 
 def test_time_slicing_when_the_search_cap_is_reached(tmp_path):
     corpus = posts_every(57, step=timedelta(minutes=7))
-    with BlueskyReplay(corpus, result_cap=20) as server:
-        config = write_config(tmp_path, server, page_size=8, search_result_cap=20)
+    with serving(tmp_path, corpus, result_cap=20, page_size=8, search_result_cap=20) as (server, config):
         result = collect(config)
         assert result.returncode == 0, result.stderr
         assert stored_ids(tmp_path) == uris(corpus)  # complete despite a cap of 20 per search
@@ -125,10 +122,10 @@ def test_threads_are_fetched_with_parent_and_root(tmp_path):
     blocked = item(6, T0 + timedelta(minutes=6), "blocked reply", kind="reply", parent=root)
     lonely = item(7, T0 + timedelta(minutes=7), "Another sora leak post without replies")
     broken = item(8, T0 + timedelta(minutes=8), "a reply without an author DID", kind="reply", parent=first)
-    with BlueskyReplay([root, first, nested, gone, under_gone, blocked, lonely, broken]) as server:
+    with serving(tmp_path, [root, first, nested, gone, under_gone, blocked, lonely, broken],
+                 fetch_threads=True) as (server, config):
         server.blocked_ids.add(blocked.id)
         server.invalid_ids.add(broken.id)
-        config = write_config(tmp_path, server, fetch_threads=True)
         result = collect(config)
         assert result.returncode == 0, result.stderr
         rows = {r[0]: r[1:] for r in query(tmp_path, "SELECT post_id, kind, parent_id, thread_id, matched_queries "
@@ -143,9 +140,8 @@ def test_threads_are_fetched_with_parent_and_root(tmp_path):
 
 def test_invalid_posts_are_skipped_and_counted(tmp_path):
     corpus = posts_every(12)
-    with BlueskyReplay(corpus) as server:
+    with serving(tmp_path, corpus, page_size=5) as (server, config):
         server.invalid_ids.update({corpus[3].id, corpus[8].id})
-        config = write_config(tmp_path, server, page_size=5)
         result = collect(config)
         assert result.returncode == 0, result.stderr
         assert stored_ids(tmp_path) == uris(corpus) - uris([corpus[3], corpus[8]])
@@ -157,8 +153,7 @@ def test_invalid_posts_are_skipped_and_counted(tmp_path):
 def test_second_query_adds_its_name_to_posts_both_match(tmp_path):
     both = item(1, T0, "sora leak: the artists speak")
     only = item(2, T0 + timedelta(minutes=1), "sora artists only")
-    with BlueskyReplay([both, only]) as server:
-        config = write_config(tmp_path, server, queries=("sora leak", "sora artists"))
+    with serving(tmp_path, [both, only], queries=("sora leak", "sora artists")) as (server, config):
         assert collect(config).returncode == 0
         rows = dict(query(tmp_path, "SELECT post_id, matched_queries FROM posts"))
     assert rows == {post_uri(both): ["sora artists", "sora leak"], post_uri(only): ["sora artists"]}
@@ -166,8 +161,7 @@ def test_second_query_adds_its_name_to_posts_both_match(tmp_path):
 
 def test_bounded_backfill_leaves_the_checkpoint_alone(tmp_path):
     corpus = posts_every(10, step=timedelta(hours=1))
-    with BlueskyReplay(corpus) as server:
-        config = write_config(tmp_path, server)
+    with serving(tmp_path, corpus) as (server, config):
         result = collect(config, "--since", "2024-11-26T14:00:00", "--until", "2024-11-26T18:00:00")
         assert result.returncode == 0, result.stderr
         assert stored_ids(tmp_path) == uris(corpus[2:6])  # 14:00 inclusive to 18:00 exclusive

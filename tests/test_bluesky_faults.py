@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from bluesky_support import checkpoint_state, last_run, posts_every, query, stored_ids, uris, write_config
+from bluesky_support import SEARCH, checkpoint_state, last_run, posts_every, query, stored_ids, uris, write_config
 
 from collectors.bluesky import BlueskyCollector, BlueskyOptions
 from collectors.replay.bluesky_api import DEMO_APP_PASSWORD, DEMO_HANDLE, BlueskyReplay
@@ -18,7 +18,6 @@ from collectors.retry import RetryPolicy, backoff_delay, rate_limit_wait
 from leakwatch.collect import run_collection
 from leakwatch.config import load_config
 
-SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 CORPUS = posts_every(30)
 
 

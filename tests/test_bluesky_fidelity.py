@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from bluesky_support import (
+    SEARCH,
     T0,
+    THREAD,
     checkpoint_state,
     collect,
     db_path,
@@ -15,6 +17,7 @@ from bluesky_support import (
     last_run,
     posts_every,
     query,
+    serving,
     stored_ids,
     uris,
     write_config,
@@ -22,9 +25,6 @@ from bluesky_support import (
 
 from collectors.replay.bluesky_api import BlueskyReplay, post_uri
 from collectors.replay.bluesky_shapes import DROP, INVALID_UTF8, LONE_SURROGATE, Shape
-
-SEARCH = "/xrpc/app.bsky.feed.searchPosts"
-THREAD = "/xrpc/app.bsky.feed.getPostThread"
 
 
 def test_posts_the_sdk_models_refuse_are_stored(tmp_path):
@@ -42,8 +42,7 @@ def test_posts_the_sdk_models_refuse_are_stored(tmp_path):
                          view={"embed": {"$type": "app.bsky.embed.poll#view"}, "bookmarkCount": 2}),
         bare.id: Shape(view={"$type": DROP}, record={"$type": DROP}),
     }
-    with BlueskyReplay([nested, counted, future, bare], shapes=shapes) as server:
-        config = write_config(tmp_path, server)
+    with serving(tmp_path, [nested, counted, future, bare], shapes=shapes) as (server, config):
         result = collect(config)
         assert result.returncode == 0, result.stderr
         assert last_run(tmp_path)["skipped"] == 0
@@ -63,9 +62,10 @@ def test_created_at_ahead_of_indexed_at_does_not_move_the_checkpoint(tmp_path, a
     indexed = T0 + timedelta(minutes=10)
     fast_clock = item(50, indexed + ahead, "sora leak from a phone in the future")
     later = [item(60 + k, indexed + timedelta(seconds=20) + k * ahead / 3, f"sora leak later #{k}") for k in range(3)]
-    with BlueskyReplay([*before, fast_clock, *later], now=indexed + timedelta(seconds=5)) as server:
+    # No overlap: not even the overlap may save it.
+    with serving(tmp_path, [*before, fast_clock, *later], now=indexed + timedelta(seconds=5),
+                 overlap_minutes=0) as (server, config):
         server.indexed_at[fast_clock.id] = indexed
-        config = write_config(tmp_path, server, overlap_minutes=0)  # not even the overlap may save it
         assert collect(config).returncode == 0
         assert stored_ids(tmp_path) == uris([*before, fast_clock])
         [(newest,)] = query(tmp_path, "SELECT newest_created_at FROM checkpoints")
@@ -82,9 +82,9 @@ def test_created_at_ahead_of_indexed_at_does_not_move_the_checkpoint(tmp_path, a
 def test_a_backdated_post_indexed_late_is_found_by_the_overlap(tmp_path):
     posts = posts_every(5)  # T0 .. T0+4m
     late = item(70, T0 + timedelta(minutes=2, seconds=30), "sora leak, posted offline and synced later")
-    with BlueskyReplay([*posts, late], now=T0 + timedelta(minutes=5)) as server:
+    # The default overlap: 10 minutes.
+    with serving(tmp_path, [*posts, late], now=T0 + timedelta(minutes=5)) as (server, config):
         server.indexed_at[late.id] = T0 + timedelta(minutes=8)  # indexed after the first pass
-        config = write_config(tmp_path, server)  # default overlap: 10 minutes
         assert collect(config).returncode == 0
         assert stored_ids(tmp_path) == uris(posts)
         server.now = T0 + timedelta(minutes=9)
@@ -103,8 +103,8 @@ def test_a_post_from_2099_never_becomes_the_checkpoint(tmp_path):
     later = posts_every(3, start=T0 + timedelta(minutes=20), first=10)
     shapes = {future.id: Shape(created_at="2099-01-01T00:00:00Z"),
               broken.id: Shape(created_at="2099-06-01T00:00:00Z", view={"indexedAt": "2099-06-01T00:00:05Z"})}
-    with BlueskyReplay([*posts, future, broken, *later], now=T0 + timedelta(minutes=10), shapes=shapes) as server:
-        config = write_config(tmp_path, server)
+    with serving(tmp_path, [*posts, future, broken, *later], now=T0 + timedelta(minutes=10),
+                 shapes=shapes) as (server, config):
         assert collect(config).returncode == 0
         [(newest,)] = query(tmp_path, "SELECT newest_created_at FROM checkpoints")
         assert newest.year == 2024
@@ -120,8 +120,7 @@ def test_a_checkpoint_in_the_future_left_by_an_older_version_starts_over(tmp_pat
     import duckdb
 
     posts = posts_every(4)
-    with BlueskyReplay(posts, now=T0 + timedelta(minutes=2)) as server:
-        config = write_config(tmp_path, server)
+    with serving(tmp_path, posts, now=T0 + timedelta(minutes=2)) as (server, config):
         assert collect(config).returncode == 0
         con = duckdb.connect(str(db_path(tmp_path)))
         con.execute("UPDATE checkpoints SET newest_created_at = TIMESTAMPTZ '2099-01-01 00:00:00+00'")
@@ -135,10 +134,9 @@ def test_a_checkpoint_in_the_future_left_by_an_older_version_starts_over(tmp_pat
 
 def test_hits_total_is_not_a_cap_signal(tmp_path):
     posts = posts_every(30)
-    with BlueskyReplay(posts) as server:
+    with serving(tmp_path, posts, page_size=25) as (server, config):
         # The newest 25 hits include 2 the server hides: 23 posts, cursor "25", hitsTotal 30 > 28 shown.
         server.hidden_ids |= {posts[-3].id, posts[-9].id}
-        config = write_config(tmp_path, server, page_size=25)
         assert collect(config).returncode == 0
         cursors = [r.arg("cursor") for r in server.requests_to(SEARCH)]
     assert cursors == [None, "25"]  # no slicing, no second look at the window
@@ -148,10 +146,9 @@ def test_hits_total_is_not_a_cap_signal(tmp_path):
 
 def test_pages_without_hits_total_and_empty_pages_with_a_cursor(tmp_path):
     posts = posts_every(12)
-    with BlueskyReplay(posts) as server:
+    with serving(tmp_path, posts, page_size=5) as (server, config):
         server.send_hits_total = False
         server.hidden_ids |= {p.id for p in posts[-5:]}  # the whole first page is hidden
-        config = write_config(tmp_path, server, page_size=5)
         assert collect(config).returncode == 0
         cursors = [r.arg("cursor") for r in server.requests_to(SEARCH)]
     assert cursors == [None, "5", "10"]
@@ -162,9 +159,8 @@ def test_pages_without_hits_total_and_empty_pages_with_a_cursor(tmp_path):
 def test_one_thread_fetch_per_post_per_pass_whatever_the_queries(tmp_path):
     root = item(1, T0, "sora leak: the artists explain")
     reply = item(2, T0 + timedelta(minutes=1), "thanks for posting", kind="reply", parent=root)
-    with BlueskyReplay([root, reply]) as server:
-        config = write_config(tmp_path, server, queries=("sora leak", "sora artists", "artists"),
-                              fetch_threads=True)
+    with serving(tmp_path, [root, reply], queries=("sora leak", "sora artists", "artists"),
+                 fetch_threads=True) as (server, config):
         assert collect(config).returncode == 0
         assert [r.arg("uri") for r in server.requests_to(THREAD)] == [post_uri(root)]
         # A later pass sees the post again in its overlap; with the same reply count, no new fetch.
@@ -182,8 +178,7 @@ def test_broken_text_in_a_page_is_repaired_and_the_page_stored(tmp_path):
     half_pair = item(91, T0 + timedelta(seconds=150), f"sora leak, half an emoji {LONE_SURROGATE}")
     reply = item(92, T0 + timedelta(minutes=9), f"a reply with {LONE_SURROGATE} in it", kind="reply",
                  parent=posts[0])
-    with BlueskyReplay([*posts, bad_byte, half_pair, reply]) as server:
-        config = write_config(tmp_path, server, fetch_threads=True)
+    with serving(tmp_path, [*posts, bad_byte, half_pair, reply], fetch_threads=True) as (server, config):
         result = collect(config)
         assert result.returncode == 0, result.stderr
         assert last_run(tmp_path)["status"] == "ok"
@@ -198,9 +193,8 @@ def test_broken_text_in_a_page_is_repaired_and_the_page_stored(tmp_path):
 def test_a_failing_thread_costs_neither_the_page_nor_its_replies_for_good(tmp_path):
     posts = posts_every(5)
     reply = item(20, T0 + timedelta(minutes=7), "reply under a thread that fails", kind="reply", parent=posts[1])
-    with BlueskyReplay([*posts, reply]) as server:
+    with serving(tmp_path, [*posts, reply], fetch_threads=True, retries=1) as (server, config):
         server.failing_thread_ids.add(posts[1].id)
-        config = write_config(tmp_path, server, fetch_threads=True, retries=1)
         result = collect(config)
         assert result.returncode == 0, result.stderr
         assert last_run(tmp_path)["status"] == "ok"
@@ -218,9 +212,8 @@ def test_a_400_cut_short_is_retried_not_taken_as_a_refusal(tmp_path):
     from collectors.replay.server import Fault
 
     posts = posts_every(4)
-    with BlueskyReplay(posts) as server:
+    with serving(tmp_path, posts) as (server, config):
         server.add_fault(Fault("400-truncated", path_prefix=SEARCH))
-        config = write_config(tmp_path, server)
         result = collect(config)
         assert result.returncode == 0, result.stderr
         assert len(server.requests_to(SEARCH)) == 2

@@ -5,13 +5,10 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bluesky_support import T0, collect, item, query, stored_ids, uris, write_config
+from bluesky_support import SEARCH, T0, THREAD, collect, item, query, serving, stored_ids, uris
 
-from collectors.replay.bluesky_api import BlueskyReplay, post_uri
+from collectors.replay.bluesky_api import post_uri
 from collectors.replay.corpus import Edit, load_sample_corpus, matches
-
-THREAD = "/xrpc/app.bsky.feed.getPostThread"
-SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 
 
 def test_revisit_records_edits_and_deletions(tmp_path):
@@ -23,8 +20,8 @@ def test_revisit_records_edits_and_deletions(tmp_path):
                    edits=(Edit(later, "never mind, this was about something else"),))
     deleted = item(12, T0 + timedelta(minutes=12), "sora leak hot take", deleted_at=later)
     corpus = [*kept, edited, drifted, deleted]
-    with BlueskyReplay(corpus, now=T0 + timedelta(hours=1)) as server:
-        config = write_config(tmp_path, server, revisit_hours=24, revisit_every_hours=0)
+    with serving(tmp_path, corpus, now=T0 + timedelta(hours=1), revisit_hours=24,
+                 revisit_every_hours=0) as (server, config):
         assert collect(config).returncode == 0
         assert stored_ids(tmp_path) == uris(corpus)
 
@@ -46,8 +43,8 @@ def test_revisit_records_edits_and_deletions(tmp_path):
     assert rows[post_uri(edited)][:2] == (False, "sora leak: second take, after reading the letter")
 
     # Deletions are recorded once: a third pass finds nothing more to say.
-    with BlueskyReplay(corpus, now=later + timedelta(minutes=2)) as server:
-        config = write_config(tmp_path, server, revisit_hours=24, revisit_every_hours=0)
+    with serving(tmp_path, corpus, now=later + timedelta(minutes=2), revisit_hours=24,
+                 revisit_every_hours=0) as (server, config):
         assert collect(config).returncode == 0
     assert query(tmp_path, "SELECT count(*) FROM post_versions WHERE change = 'deleted'") == [(1,)]
 

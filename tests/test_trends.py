@@ -319,6 +319,16 @@ def test_unusable_confusion_matrices_are_reported(con):
     assert any("artists" in n and "singular" in n for n in notes)
 
 
+def test_metrics_that_are_not_an_object_are_said_and_adjusted_left_out(con):
+    add_post(con, "reddit", "r1", at("2024-11-26"), {"openai": "favor"})
+    con.execute("UPDATE models SET metrics = ?", ['[[5, 5, 0], [5, 5, 0], [0, 0, 9]]'])
+    matrices, notes = confusion_for_model(con, MODEL)
+    assert matrices == {} and notes == [f"model {MODEL}: its metrics are not a valid JSON object; "
+                                        "adjusted shares are left out"]
+    table = stance_trends(con, period="day")
+    assert "adjusted_share_favor" not in table.columns and notes[0] in table.notes
+
+
 def test_author_unit_has_no_adjusted_shares(con):
     add_post(con, "reddit", "r1", at("2024-11-26"), {"openai": "favor"})
     table = stance_trends(con, period="day", unit="authors")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -41,7 +41,7 @@ class CachedAnswer:
 
 @dataclass
 class RunCounts:
-    """Added to an LLM run's counters with each committed batch."""
+    """An LLM run's counters: one committed batch's, or (in the run's summary) the run's totals."""
 
     cached: int = 0
     answered: int = 0
@@ -50,6 +50,10 @@ class RunCounts:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+
+    def add(self, other: RunCounts) -> None:
+        for counter in fields(self):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
 
 
 def _loads(value: str | None):
