@@ -80,7 +80,7 @@ def collect(app: App, platform: str | None, since: str | None, until: str | None
     start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
     if platform:
         summary = run_collection(app.config, make_collector(app.config, platform, start, end), app.err)
-        app.console.print(summary.line())
+        app.console.print(summary.line(), soft_wrap=True)
         return 0 if summary.status == "ok" else 1
     # Every enabled platform is tried, and each reported: one platform's missing credentials or
     # failure does not keep the others from collecting.
@@ -92,7 +92,7 @@ def collect(app: App, platform: str | None, since: str | None, until: str | None
             click.echo(f"leakwatch: error: {exc}", err=True)
             failed = True
             continue
-        app.console.print(summary.line())
+        app.console.print(summary.line(), soft_wrap=True)
         failed = failed or summary.status != "ok"
     return 1 if failed else 0
 
@@ -170,7 +170,7 @@ def report(app: App, out_dir: Path | None, since: str | None, until: str | None,
     from .report import write_report_for
 
     page = write_report_for(app.config, out_dir, _window(since, until), period, authors, app.err)
-    app.console.print(f"report: {page}")
+    app.console.print(f"report: {page}", soft_wrap=True)
     return 0
 
 
@@ -414,7 +414,7 @@ def annotate_export(app: App, sample_id: int | None, out: Path) -> int:
     from .annotate import export_sample
 
     sample_id, rows = export_sample(app.config, sample_id, out)
-    app.console.print(f"sample {sample_id}: {rows} posts written to {out}")
+    app.console.print(f"sample {sample_id}: {rows} posts written to {out}", soft_wrap=True)
     return 0
 
 
@@ -427,7 +427,7 @@ def annotate_import(app: App, csv_file: Path, coder: str | None) -> int:
     from .annotate import import_annotations
 
     stored = import_annotations(app.config, csv_file, coder)
-    app.console.print(f"imported {stored} annotations from {csv_file}")
+    app.console.print(f"imported {stored} annotations from {csv_file}", soft_wrap=True)
     return 0
 
 

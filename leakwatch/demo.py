@@ -40,7 +40,7 @@ def run_demo(demo_dir: Path, console: Console, force: bool = False) -> int:
     # folder the demo created itself (demo_folder).
     demo_dir = demo_folder.prepare(demo_dir, default_config_text(), force)
     config = parse_config(default_config_text(), "demo config", demo_dir)
-    console.print(f"[bold]leakwatch demo[/bold] in {demo_dir}")
+    console.print(f"[bold]leakwatch demo[/bold] in {demo_dir}", soft_wrap=True)
     with warehouse.writing(config.warehouse_path) as con:
         warehouse.configure(con, config.target_names, None)
     for source in registry.sources():
@@ -88,7 +88,7 @@ def _export_step(config: Config, console: Console) -> None:
         console.print(f"  export {week.summary()}")
     if not exported:
         console.print("  no complete week with posts to export")
-    console.print(f"  posts.csv, stance_daily.csv and manifest.json per week in {config.export_dir}")
+    console.print(f"  posts.csv, stance_daily.csv and manifest.json per week in {config.export_dir}", soft_wrap=True)
 
 
 def _write_report(config: Config, console: Console) -> None:
@@ -97,7 +97,7 @@ def _write_report(config: Config, console: Console) -> None:
     from .report import write_report_for
 
     page = write_report_for(config, None, Window(), "week", False, console)
-    console.print(f"Report: {page}")
+    console.print(f"Report: {page}", soft_wrap=True)
 
 
 def _show_communities(config: Config, source: Source, console: Console) -> None:

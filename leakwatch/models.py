@@ -19,7 +19,7 @@ def _scores(f1: dict[str, float], targets: list[str]) -> str:
 
 def print_models(config: Config, console: Console) -> None:
     if not config.warehouse_path.exists():
-        console.print(f"no warehouse yet at {config.warehouse_path}: no models")
+        console.print(f"no warehouse yet at {config.warehouse_path}: no models", soft_wrap=True)
         return
     with warehouse.reading(config.warehouse_path) as con:
         models = warehouse.list_models(con)

@@ -449,6 +449,6 @@ def run_server(config: Config, host: str, port: int, console: Console) -> int:
     app = create_app(config, host, os.environ.get(TOKEN_ENV) or None)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"leakwatch serve: coding app on http://{shown}:{port}/ for {config.warehouse_path} "
-                  "(Ctrl-C stops)")
+                  "(Ctrl-C stops)", soft_wrap=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0

@@ -89,7 +89,7 @@ def interactive(path: Path, console: Console, max_rows: int, tables: dict[str, P
         import readline  # noqa: F401  (line editing and history when available)
     except ImportError:
         pass
-    console.print(f"leakwatch sql on {path} (read-only). .help for help, .quit to leave.")
+    console.print(f"leakwatch sql on {path} (read-only). .help for help, .quit to leave.", soft_wrap=True)
     buffer = ""
     while True:
         try:
