@@ -134,13 +134,18 @@ def _label_tensor(examples: list[Example], targets: list[str]) -> torch.Tensor:
 def _score(backend: FineTunedStance, examples: list[Example], targets: list[str], data: str,
            ) -> tuple[dict[str, Any], np.ndarray]:
     """Metrics of the examples (fp32) and their uncalibrated logits (posts, targets, 3)."""
-    raw = backend.logits([e.text for e in examples], bf16=False)
-    logits, adjusted = raw.numpy(), backend.adjusted(raw).numpy()
+    logits = backend.logits([e.text for e in examples], bf16=False).numpy()
+    return _metrics(backend, logits, examples, targets, data), logits
+
+
+def _metrics(backend: FineTunedStance, logits: np.ndarray, examples: list[Example], targets: list[str],
+             data: str) -> dict[str, Any]:
+    """Metrics from uncalibrated logits, through the backend's current none bias and temperature."""
+    adjusted = backend.adjusted(torch.from_numpy(logits)).numpy()
     probabilities = {t: softmax(adjusted[:, k, :]) for k, t in enumerate(targets)}
     predicted = {t: labels_from_probabilities(probabilities[t]) for t in targets}
     gold = {t: [e.labels[t] for e in examples] for t in targets}
-    metrics = evaluate_predictions(gold, predicted, data, probabilities)
-    return metrics, logits
+    return evaluate_predictions(gold, predicted, data, probabilities)
 
 
 def _macro_f1(gold: list[str], predicted: list[str]) -> float:
@@ -312,10 +317,11 @@ def train_model(
     calibration = None
     if validation and best_val_logits is not None:
         calibration = calibrate(backend, targets, validation, best_val_logits, test, test_logits, hp)
-        # The stored metrics carry calibrated probabilities (same labels; ECE after calibration).
-        validation_metrics, _ = _score(backend, validation, targets, f"validation split of {source}")
+        # The stored metrics carry calibrated probabilities (ECE after calibration), from the logits
+        # already computed: the encoder does not run on these splits again.
+        validation_metrics = _metrics(backend, best_val_logits, validation, targets, f"validation split of {source}")
         if test:
-            test_metrics, _ = _score(backend, test, targets, f"test split of {source}")
+            test_metrics = _metrics(backend, test_logits, test, targets, f"test split of {source}")
     card = {
         "model_id": model_id,
         "backend": FINETUNED_BACKEND,

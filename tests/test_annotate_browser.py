@@ -245,9 +245,9 @@ while not pathlib.Path(stop).exists():
     with warehouse.writing(db, wait_seconds=30) as con:   # like a collection job: hold the file a while
         warehouse.upsert_posts(con, [make_post(i)])
         print("holding", flush=True)
-        time.sleep(1.5)
+        time.sleep(1.0)
     i += 1
-    time.sleep(0.2)
+    time.sleep(0.3)
 print("wrote", i - 100, flush=True)
 """
 
