@@ -268,6 +268,7 @@ def train(app: App, data_csv: Path | None, epochs: int | None, seed: int | None,
           with_annotations: bool, teacher: str | None, sample: int, base: str | None,
           layers: int | None, force: bool, set_current: bool) -> int:
     """Fine-tune an encoder (by default the bundled MiniLM, offline) into a stance classifier."""
+    app.config  # a config problem is said before seconds of importing torch  # noqa: B018
     from analysis.train import HyperParameters
 
     from .training import choose_current, print_evaluation, train_or_reuse

@@ -242,12 +242,14 @@ db, stop = sys.argv[1], sys.argv[2]
 import pathlib
 i = 100
 while not pathlib.Path(stop).exists():
-    with warehouse.writing(db, wait_seconds=30) as con:   # like a collection job: hold the file a while
+    # Like a collection job: hold the file longer than the app waits for it (1 s), so the coder's first
+    # save, sent right after "holding", is answered busy; then let go for a while, so saves get through.
+    with warehouse.writing(db, wait_seconds=30) as con:
         warehouse.upsert_posts(con, [make_post(i)])
         print("holding", flush=True)
-        time.sleep(1.0)
+        time.sleep(2.0)
     i += 1
-    time.sleep(0.3)
+    time.sleep(1.0)
 print("wrote", i - 100, flush=True)
 """
 
