@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .stance import StanceBackend
 
 NLI_PREFIX = "nli:"
-NO_MODEL_HINT = ("run `leakwatch train` to fine-tune one (a few minutes on 2 cores), "
+NO_MODEL_HINT = ("run `leakwatch train` to fine-tune one (about 10 minutes on 2 cores), "
                  "or `leakwatch demo`, which trains one automatically")
 
 

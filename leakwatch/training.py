@@ -146,7 +146,7 @@ def ensure_default_model(config: Config, console: Console, hp: HyperParameters |
             console.print(f"reusing the cached stance model {model_id} ({cached})")
             copy_model(cached, config.models_dir)
         else:
-            console.print("training the stance model (once per machine; a few minutes on 2 cores)…")
+            console.print("training the stance model (once per machine; about 10 minutes on 2 cores)…")
             trained = _train(config, console, hp, data)
             _cache(local)
             _print_metrics(console, trained.metrics, f"{model_id} on the test split:")
