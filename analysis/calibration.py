@@ -86,8 +86,8 @@ def fit_none_bias(logits: np.ndarray, gold: Sequence[str], f1: Callable[[Sequenc
         choice = shifted.argmax(axis=1)
         rate = float((choice[neutral] != none).mean()) if neutral.any() else 0.0
         feasible = rate <= max_rate + 1e-12
-        key = (feasible, f1(gold, [labels[i] for i in choice]) if feasible else -rate,
-               f1(gold, [labels[i] for i in choice]))
+        score = f1(gold, [labels[i] for i in choice])
+        key = (feasible, score if feasible else -rate, score)
         if best is None or key > best[0]:
             best = (key, float(bias))
     return 0.0 if best is None else best[1]

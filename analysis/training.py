@@ -5,6 +5,8 @@ The command line adds progress bars and tables around these (leakwatch/training.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import warehouse
+from warehouse import annotations as annotation_store
 
 from .errors import DatasetError, ModelError
 from .models import StanceSetup, load_backend, register_folder
@@ -40,15 +43,10 @@ def with_active_annotations(warehouse_path: Path, targets: list[str], data: Labe
     """`data` plus the gold labels of the active samples as training examples (never a random
     sample: those validate). A post joins only with a gold label for every target. Returns the new
     LabelledData (its hash covers the added rows, so the model_id changes) and what the card records."""
-    import hashlib
-    import json
-
-    from warehouse import annotations as store
-
     from .dataset import Example, LabelledData
 
     with warehouse.reading(warehouse_path) as con:
-        rows = store.training_annotations(con)
+        rows = annotation_store.training_annotations(con)
     posts: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         entry = posts.setdefault((row["platform"], row["post_id"]), {"text": row["text"], "labels": {},

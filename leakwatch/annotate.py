@@ -199,11 +199,3 @@ def print_validation(report: dict[str, Any], console: Console) -> None:
     console.print(f"{len(report['coder_disagreements'])} coder-vs-coder and {len(report['model_disagreements'])} "
                   "model-vs-human disagreements (see --json or the validation page)")
 
-
-# ------------------------------------------------------------------------------- training on coded posts
-
-def add_active_annotations(config: Config, data: Any) -> tuple[Any, dict[str, Any]]:
-    """`data` plus the gold labels of the active samples (analysis.training.with_active_annotations)."""
-    from analysis.training import with_active_annotations
-
-    return with_active_annotations(config.warehouse_path, config.target_names, data)

@@ -15,7 +15,14 @@ from rich.table import Table
 
 import warehouse
 from analysis.models import Selection, copy_model, low_quality, offer_model, register_folder
-from analysis.training import card_matches, evaluate_and_store, evaluation_data, train_and_register, training_data
+from analysis.training import (
+    card_matches,
+    evaluate_and_store,
+    evaluation_data,
+    train_and_register,
+    training_data,
+    with_active_annotations,
+)
 
 from .config import Config
 
@@ -67,9 +74,7 @@ def _training_data(config: Config, console: Console, csv_path: Path | None,
     data = training_data(config.target_names, csv_path)
     if not with_annotations:
         return data, None
-    from .annotate import add_active_annotations
-
-    data, annotations = add_active_annotations(config, data)
+    data, annotations = with_active_annotations(config.warehouse_path, config.target_names, data)
     console.print(f"adding {annotations['active_annotations']} human-coded posts of active sample(s) "
                   f"{annotations['samples']}")
     return data, {"annotations": annotations}
@@ -143,7 +148,7 @@ def ensure_default_model(config: Config, console: Console, hp: HyperParameters |
     local, cached = config.models_dir / model_id, cache_dir() / model_id
     if not card_matches(local, model_id, data):
         if card_matches(cached, model_id, data):
-            console.print(f"reusing the cached stance model {model_id} ({cached})")
+            console.print(f"reusing the cached stance model {model_id} ({cached})", soft_wrap=True)
             copy_model(cached, config.models_dir)
         else:
             console.print("training the stance model (once per machine; about 10 minutes on 2 cores)…")
